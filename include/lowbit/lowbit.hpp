@@ -1,0 +1,20 @@
+// lowbit/lowbit.hpp: the whole freestanding core in one include. Adapters
+// (lowbit/xtensor.hpp, lowbit/format.hpp) are included separately, as they need xtensor / fmt.
+#ifndef LOWBIT_LOWBIT_HPP
+#define LOWBIT_LOWBIT_HPP
+
+#include "config.hpp"
+#include "core/fake_quantize.hpp"
+#include "core/fixed_point.hpp"
+#include "core/format.hpp"
+#include "core/int4.hpp"
+#include "core/layout.hpp"
+#include "core/qparams.hpp"
+#include "core/quantize.hpp"
+#include "core/requantize.hpp"
+#include "core/rounding.hpp"
+#include "core/scheme.hpp"
+#include "core/span.hpp"
+#include "core/status.hpp"
+
+#endif  // LOWBIT_LOWBIT_HPP
