@@ -40,7 +40,7 @@ constexpr double abs(double x) noexcept { return x < 0.0 ? -x : x; }
 /// Round to nearest, ties to even, as std::nearbyint in the default mode. NaN and +-Inf
 /// are returned unchanged; |x| >= 2^23 is already integral and returned unchanged.
 constexpr float round_half_even(float x) noexcept {
-    if (!(detail::abs(x) < detail::two_pow_23)) return x;  // NaN, Inf, integral
+    if (!(detail::abs(x) < detail::two_pow_23) || x == 0.0f) return x;  // NaN, Inf, integral, +-0
     const auto t = static_cast<std::int32_t>(x);            // truncation, exact
     const float frac = x - static_cast<float>(t);           // exact: same binade or smaller
     const float af = detail::abs(frac);
@@ -52,7 +52,7 @@ constexpr float round_half_even(float x) noexcept {
 
 /// Round to nearest, ties away from zero, as std::round. NaN/Inf unchanged.
 constexpr float round_half_away(float x) noexcept {
-    if (!(detail::abs(x) < detail::two_pow_23)) return x;
+    if (!(detail::abs(x) < detail::two_pow_23) || x == 0.0f) return x;
     const auto t = static_cast<std::int32_t>(x);
     const float af = detail::abs(x - static_cast<float>(t));
     const std::int32_t r = af >= 0.5f ? t + (x < 0.0f ? -1 : 1) : t;
@@ -80,7 +80,7 @@ constexpr double round_half_away(double x) noexcept {
 
 /// Largest integer <= x (NaN/Inf unchanged).
 constexpr float floor(float x) noexcept {
-    if (!(detail::abs(x) < detail::two_pow_23)) return x;
+    if (!(detail::abs(x) < detail::two_pow_23) || x == 0.0f) return x;
     const auto t = static_cast<std::int32_t>(x);
     const float ft = static_cast<float>(t);
     return ft > x ? ft - 1.0f : ft;

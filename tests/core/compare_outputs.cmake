@@ -1,0 +1,12 @@
+# cmake -DA=<exe> -DB=<exe> -P compare_outputs.cmake : runs both, fails unless they print
+cmake_minimum_required(VERSION 3.16)
+# the same thing.
+execute_process(COMMAND ${A} OUTPUT_VARIABLE out_a RESULT_VARIABLE rc_a)
+execute_process(COMMAND ${B} OUTPUT_VARIABLE out_b RESULT_VARIABLE rc_b)
+if(NOT rc_a EQUAL 0 OR NOT rc_b EQUAL 0)
+  message(FATAL_ERROR "probe failed: ${rc_a} ${rc_b}")
+endif()
+if(NOT out_a STREQUAL out_b)
+  message(FATAL_ERROR "results depend on compiler flags:\n  ${A}: ${out_a}  ${B}: ${out_b}")
+endif()
+message(STATUS "same results: ${out_a}")
