@@ -145,3 +145,15 @@ TEST_CASE("layout errors", "[layout][errors]") {
     CHECK_THROWS_WITH((lowbit::make_layout(lowbit::scheme<lowbit::s8>{}, lowbit::shape{huge, huge})),
                       Catch::Contains("overflow"));
 }
+
+TEST_CASE("format traits (compile-time)", "[format][constexpr]") {
+    static_assert(lowbit::s8::qmin == -128 && lowbit::s8::qmax == 127, "");
+    static_assert(lowbit::u8::qmin == 0 && lowbit::u8::qmax == 255, "");
+    static_assert(lowbit::s4::qmin == -8 && lowbit::s4::qmax == 7 && lowbit::s4::is_packed, "");
+    static_assert(lowbit::u4::qmin == 0 && lowbit::u4::qmax == 15, "");
+    static_assert(lowbit::s32::qmin == -2147483647 - 1 && lowbit::s32::qmax == 2147483647, "");
+    static_assert(lowbit::s4::storage_size(7) == 4 && lowbit::s8::storage_size(7) == 7, "");
+    static_assert(lowbit::scheme<lowbit::s32>{}.qmin() == lowbit::s32::qmin, "");
+    static_assert(lowbit::scheme<lowbit::s8, symmetry::symmetric>{}.per_group(1, 32).group_size() == 32, "");
+    SUCCEED();
+}

@@ -28,7 +28,7 @@ struct format_base {
     static constexpr bool is_signed = Signed;
     static constexpr bool is_packed = Packed;
     /// Natural range: [-2^(bits-1), 2^(bits-1)-1] or [0, 2^bits-1].
-    static constexpr std::int32_t qmin = Signed ? -(std::int32_t(1) << (Bits - 1)) : 0;
+    static constexpr std::int32_t qmin = Signed ? static_cast<std::int32_t>(-(std::int64_t(1) << (Bits - 1))) : 0;
     static constexpr std::int32_t qmax =
         Signed ? std::int32_t((std::int64_t(1) << (Bits - 1)) - 1) : std::int32_t((std::int64_t(1) << Bits) - 1);
     /// Bytes needed for n elements (4-bit: ceil(n / 2)).

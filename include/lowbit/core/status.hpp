@@ -2,7 +2,7 @@
 //
 // Every check names the argument and the value it got. With exceptions enabled a failed
 // check throws lowbit::error (a std::invalid_argument) whose what() reads, for example,
-//   lowbit: argument 'scale' = -0.5: must be finite and > 0
+//   lowbit: invalid argument: argument 'scale' = -0.5: must be finite and > 0 ...
 // With LOWBIT_NO_EXCEPTIONS the check makes the function return a non-ok `status` (or a
 // `result<T>` holding one) and writes nothing to its outputs. The same code therefore
 // compiles on a host with exceptions and in firmware without them.
