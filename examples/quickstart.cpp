@@ -1,7 +1,7 @@
 // quickstart: the first thing to run. Calibrates an activation range over a few batches
 // (the way torch's MinMaxObserver does), chooses quantization parameters, quantizes
 // activations to u8 and weights to s8 per-channel and s4 per-group, and prints what it did
-// and what it cost in accuracy (SQNR). Uses only the freestanding core.
+// and what it cost in accuracy (clipping, SQNR) as a lowbit::report table.
 #include <cmath>
 #include <cstdint>
 #include <cstdio>
@@ -9,19 +9,10 @@
 #include <random>
 #include <vector>
 
+#include <lowbit/format.hpp>
 #include <lowbit/lowbit.hpp>
 
 namespace {
-
-// Signal-to-quantization-noise ratio in dB: 10 log10(sum x^2 / sum (x - y)^2).
-double sqnr_db(const std::vector<float>& x, const std::vector<float>& y) {
-    double signal = 0, noise = 0;
-    for (std::size_t i = 0; i < x.size(); ++i) {
-        signal += double(x[i]) * x[i];
-        noise += (double(x[i]) - y[i]) * (double(x[i]) - y[i]);
-    }
-    return noise == 0 ? std::numeric_limits<double>::infinity() : 10.0 * std::log10(signal / noise);
-}
 
 // Per-channel (or per-group) min / max along the scheme's layout.
 template <class Scheme>
@@ -58,13 +49,13 @@ int main() {
     std::printf("calibrated activations over 8 batches: range [%g, %g]\n", lo, hi);
     std::printf("  u8 affine (torch MinMaxObserver numerics): scale=%.9g zero_point=%d\n", aq.scale, aq.zero_point);
 
-    // 2. Quantize the last batch with those parameters, fake-quantize it, measure the error.
+    // 2. Quantize the last batch with those parameters; the report fake-quantizes it and
+    //    measures the error.
     std::vector<std::uint8_t> q(batch.size());
-    std::vector<float> back(batch.size());
     lowbit::ref::quantize(act, aq, batch, q);
-    lowbit::ref::dequantize(act, aq, q, back);
-    std::printf("  quantized %zu values: first five %u %u %u %u %u, SQNR %.2f dB\n", batch.size(), q[0], q[1], q[2], q[3],
-                q[4], sqnr_db(batch, back));
+    std::printf("  quantized %zu values, first five: %u %u %u %u %u\n", batch.size(), q[0], q[1], q[2], q[3], q[4]);
+    lowbit::report report;
+    report.add("activations", act, aq, batch);
 
     // 3. Weights [64 out, 256 in]: s8 symmetric per output channel, and s4 per group of 32.
     const lowbit::shape wshape{64, 256};
@@ -74,7 +65,6 @@ int main() {
 
     const auto w8 = lowbit::scheme<lowbit::s8, lowbit::symmetry::symmetric>{}.per_channel(0);
     const auto w4 = lowbit::scheme<lowbit::s4, lowbit::symmetry::symmetric>{}.per_group(1, 32);
-    std::vector<float> y(w.size());
     {
         std::vector<float> mins, maxs;
         minmax_per_param(w8, wshape, w, mins, maxs);
@@ -83,9 +73,9 @@ int main() {
         lowbit::choose_qparams(w8, mins, maxs, scales, zps);
         std::vector<std::int8_t> q8(w.size());
         lowbit::ref::quantize(w8, wshape, {scales, zps}, w, q8);
-        lowbit::ref::dequantize(w8, wshape, {scales, zps}, q8, y);
-        std::printf("weights [64, 256] s8 symmetric per-channel: %zu scales (first %.6g), %zu bytes, SQNR %.2f dB\n",
-                    scales.size(), scales[0], q8.size(), sqnr_db(w, y));
+        std::printf("weights [64, 256] -> s8 per channel: %s, %zu bytes\n",
+                    fmt::format("{}", lowbit::fmt_view({scales, zps})).c_str(), q8.size());
+        report.add("weights s8/channel", w8, wshape, {scales, zps}, w);
     }
     {
         std::vector<float> mins, maxs;
@@ -95,10 +85,11 @@ int main() {
         lowbit::choose_qparams(w4, mins, maxs, scales, zps);
         std::vector<std::uint8_t> q4(lowbit::s4::storage_size(w.size()));
         lowbit::ref::quantize(w4, wshape, {scales, zps}, w, q4);
-        lowbit::ref::dequantize(w4, wshape, {scales, zps}, q4, y);
-        std::printf("weights [64, 256] s4 symmetric per-group(32):  %zu scales, %zu bytes packed, SQNR %.2f dB\n",
-                    scales.size(), q4.size(), sqnr_db(w, y));
+        std::printf("weights [64, 256] -> s4 per group of 32: %zu scales, %zu bytes packed\n", scales.size(), q4.size());
+        report.add("weights s4/group32", w4, wshape, {scales, zps}, w);
     }
+
+    std::printf("\n%s\n", report.str().c_str());
 
     // 4. Integer-only rescaling of an int32 accumulator (TFLite / gemmlowp fixed point).
     const double real_multiplier = 0.0123;
