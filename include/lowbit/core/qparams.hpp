@@ -92,8 +92,12 @@ constexpr qparams choose_qparams_fbgemm(const Scheme& s, float min, float max) n
     if (min < 0.0f && max > 0.0f && preserve_sparsity) {
         const int sym_qmin = -((qmax - qmin) / 2 + 1);
         const int sym_qmax = (qmax - qmin) / 2;
-        const double a = detail::abs(static_cast<double>(min) / sym_qmin);
-        const double b = detail::abs(static_cast<double>(max) / sym_qmax);
+        // FBGEMM divides in float: `fabs(min / symmetric_qmin)` is float / int. Dividing in
+        // double gives a different scale for e.g. range -127..127, min -37.5156479,
+        // max 63.6298561 (torch 0x1.018892p-1, double division 0x1.01889p-1); golden data
+        // fused_obs_fake_quant.txt. Only max_scale itself is held in double.
+        const double a = detail::abs(static_cast<double>(min / static_cast<float>(sym_qmin)));
+        const double b = detail::abs(static_cast<double>(max / static_cast<float>(sym_qmax)));
         const double max_scale = a > b ? a : b;
         min = static_cast<float>(max_scale * sym_qmin);
         max = static_cast<float>(max_scale * sym_qmax);
