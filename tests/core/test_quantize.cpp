@@ -212,3 +212,17 @@ TEST_CASE("requantize to u4 packs and validates", "[requantize][errors]") {
     CHECK_THROWS_WITH((lowbit::ref::requantize(out, lowbit::shape{3}, p, acc, q)),
                       Catch::Contains("'multipliers[i].multiplier' = 12345"));
 }
+
+TEST_CASE("per-tensor overloads refuse per-channel and per-group schemes", "[quantize][errors]") {
+    const auto pc = lowbit::scheme<lowbit::s8>{}.per_channel(0);
+    const std::array<float, 2> x = {1, 2};
+    std::array<std::int8_t, 2> q = {9, 9};
+    std::array<float, 2> y = {5, 5};
+    CHECK_THROWS_WITH((lowbit::ref::quantize(pc, qparams{}, x, q)), Catch::Contains("'granularity'"));
+    CHECK_THROWS_WITH((lowbit::ref::dequantize(pc, qparams{}, q, y)), Catch::Contains("'granularity'"));
+    CHECK_THROWS_WITH((lowbit::ref::fake_quantize(lowbit::scheme<lowbit::s4>{}.per_group(0, 2), qparams{}, x, y)),
+                      Catch::Contains("'granularity'"));
+    CHECK_THROWS_WITH((lowbit::ref::fake_quantize_backward(pc, qparams{}, x, x, y)), Catch::Contains("'granularity'"));
+    CHECK(q == std::array<std::int8_t, 2>{9, 9});
+    CHECK(y == std::array<float, 2>{5, 5});
+}

@@ -59,6 +59,7 @@ template <class Scheme>
 constexpr status fake_quantize(const Scheme& s, qparams qp, span<const float> x, span<float> y,
                                span<std::uint8_t> mask = {}) {
     LOWBIT_DETAIL_TRY(s.validate());
+    LOWBIT_DETAIL_TRY(detail::check_per_tensor(s));
     LOWBIT_DETAIL_TRY(check_qparams(s, qp));
     LOWBIT_DETAIL_TRY(detail_fq::check_sizes<Scheme>(x, y, mask));
     detail_fq::run(s, [qp](std::size_t) { return qp; }, x, y, mask, {}, {});
@@ -84,6 +85,7 @@ template <class Scheme>
 constexpr status fake_quantize_backward(const Scheme& s, qparams qp, span<const float> x, span<const float> dy,
                                         span<float> dx) {
     LOWBIT_DETAIL_TRY(s.validate());
+    LOWBIT_DETAIL_TRY(detail::check_per_tensor(s));
     LOWBIT_DETAIL_TRY(check_qparams(s, qp));
     LOWBIT_DETAIL_TRY(detail_fq::check_grad_sizes<Scheme>(x, dy, dx));
     detail_fq::run(s, [qp](std::size_t) { return qp; }, x, {}, {}, dy, dx);

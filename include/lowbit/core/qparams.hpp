@@ -57,6 +57,18 @@ constexpr status check_qparams(const Scheme& s, qparams qp) {
 }
 
 namespace detail {
+/// The single-qparams overloads apply one (scale, zero-point) to every element, so they
+/// refuse a per-channel / per-group scheme instead of silently using it per tensor.
+template <class Scheme>
+constexpr status check_per_tensor(const Scheme& s) {
+    LOWBIT_DETAIL_CHECK(s.granularity() == granularity::per_tensor, errc::invalid_argument, "granularity",
+                        static_cast<int>(s.granularity()),
+                        "a per-channel / per-group scheme needs the overload taking a shape and a qparams_view");
+    return {};
+}
+}  // namespace detail
+
+namespace detail {
 
 // torch.ao.quantization UniformQuantizationObserverBase._calculate_qparams, float32.
 template <class Scheme>

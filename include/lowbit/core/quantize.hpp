@@ -143,11 +143,13 @@ namespace ref {
 
 /// Per-tensor quantize: q[k] = quantize(x[k]) (see the file comment). q holds
 /// Format::storage_size(x.size()) elements (4-bit formats packed; the padding nibble of an
-/// odd count is 0). Errors: invalid scheme or qparams (check_qparams); q.size() wrong;
+/// odd count is 0). Errors: invalid scheme or qparams (check_qparams); a per-channel or
+/// per-group scheme (use the shape overload); q.size() wrong;
 /// rounding::stochastic uses element index k. x and q must not overlap.
 template <class Scheme>
 constexpr status quantize(const Scheme& s, qparams qp, span<const float> x, span<typename Scheme::storage_type> q) {
     LOWBIT_DETAIL_TRY(s.validate());
+    LOWBIT_DETAIL_TRY(detail::check_per_tensor(s));
     LOWBIT_DETAIL_TRY(check_qparams(s, qp));
     using F = typename Scheme::format;
     LOWBIT_DETAIL_CHECK(q.size() == F::storage_size(x.size()), errc::size_mismatch, "q.size()", q.size(),
@@ -182,6 +184,7 @@ constexpr status quantize(const Scheme& s, const shape& shp, qparams_view qp, sp
 template <class Scheme>
 constexpr status dequantize(const Scheme& s, qparams qp, span<const typename Scheme::storage_type> q, span<float> x) {
     LOWBIT_DETAIL_TRY(s.validate());
+    LOWBIT_DETAIL_TRY(detail::check_per_tensor(s));
     LOWBIT_DETAIL_TRY(check_qparams(s, qp));
     using F = typename Scheme::format;
     LOWBIT_DETAIL_CHECK(q.size() == F::storage_size(x.size()), errc::size_mismatch, "q.size()", q.size(),
