@@ -1,6 +1,6 @@
 // Fixed-point requantization against TFLite / gemmlowp's published definitions, with
 // hand-computed values (each worked out in the comment next to it).
-#include <catch2/catch.hpp>
+#include "lowbit_catch.hpp"
 
 #include <cstdint>
 #include <limits>

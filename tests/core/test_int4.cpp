@@ -1,5 +1,5 @@
 // The int4 layout, written out by hand: element 2i in the low nibble of byte i.
-#include <catch2/catch.hpp>
+#include "lowbit_catch.hpp"
 
 #include <array>
 #include <cstdint>

@@ -1,6 +1,6 @@
 // Reference quantize / dequantize / fake-quantize / requantize: hand-computed cases, the
 // non-finite contract, errors (naming the argument, writing nothing), and per-group.
-#include <catch2/catch.hpp>
+#include "lowbit_catch.hpp"
 
 #include <array>
 #include <cmath>

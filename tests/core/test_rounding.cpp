@@ -1,6 +1,6 @@
 // Rounding against the C library (an independent implementation): lowbit's constexpr
 // integer-based rounding must equal std::nearbyint / std::round / std::floor bit for bit.
-#include <catch2/catch.hpp>
+#include "lowbit_catch.hpp"
 
 #include <cfenv>
 #include <cmath>

@@ -1,6 +1,6 @@
 // Schemes, layouts and choose_qparams edge cases that can be worked out by hand. The broad
 // comparison with torch lives in tests/golden.
-#include <catch2/catch.hpp>
+#include "lowbit_catch.hpp"
 
 #include <array>
 #include <cstdint>

@@ -1,7 +1,7 @@
 // The fmt adapter (lowbit/format.hpp): every formatter's exact text, and lowbit::report's
 // numbers against values worked out by hand in the comments (inputs are chosen so that
 // every fake-quantize error is a small dyadic number, exact in float and in double).
-#include <catch2/catch.hpp>
+#include "lowbit_catch.hpp"
 
 #include <cmath>
 #include <cstdint>

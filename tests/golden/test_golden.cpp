@@ -5,7 +5,7 @@
 // std::strtof. Integers must be equal and floats bitwise equal (so -0.0 and +0.0 differ,
 // as they do in torch's outputs). Any single mismatch fails the test case and prints the
 // data file and line, the inputs, the expected and the obtained value.
-#include <catch2/catch.hpp>
+#include "lowbit_catch.hpp"
 
 #include <cstddef>
 #include <cstdint>

@@ -11,7 +11,7 @@
 // temporary directory that is removed afterwards.
 #include <lowbit/xtensor.hpp>
 
-#include <catch2/catch.hpp>
+#include "lowbit_catch.hpp"
 
 #include <unistd.h>
 
