@@ -137,6 +137,19 @@ constexpr result<quant_layout> prepare(const Scheme& s, const shape& shp, const 
     return l;
 }
 
+// prepare() plus the buffer checks of quantize / dequantize: x holds the shape's elements,
+// q their Format storage.
+template <class Scheme>
+constexpr result<quant_layout> prepare(const Scheme& s, const shape& shp, const qparams_view& qp, std::size_t x_size,
+                                       std::size_t q_size) {
+    const result<quant_layout> l = prepare(s, shp, qp);
+    LOWBIT_DETAIL_TRY(l.status());
+    LOWBIT_DETAIL_CHECK(x_size == l->numel, errc::size_mismatch, "x.size()", x_size, "must equal shape's numel");
+    LOWBIT_DETAIL_CHECK(q_size == Scheme::format::storage_size(x_size), errc::size_mismatch, "q.size()", q_size,
+                        "must be Format::storage_size(x.size())");
+    return l;
+}
+
 }  // namespace detail
 
 namespace ref {
@@ -166,12 +179,9 @@ constexpr status quantize(const Scheme& s, qparams qp, span<const float> x, span
 template <class Scheme>
 constexpr status quantize(const Scheme& s, const shape& shp, qparams_view qp, span<const float> x,
                           span<typename Scheme::storage_type> q) {
-    const result<quant_layout> l = detail::prepare(s, shp, qp);
+    const result<quant_layout> l = detail::prepare(s, shp, qp, x.size(), q.size());
     LOWBIT_DETAIL_TRY(l.status());
     using F = typename Scheme::format;
-    LOWBIT_DETAIL_CHECK(x.size() == l->numel, errc::size_mismatch, "x.size()", x.size(), "must equal shape's numel");
-    LOWBIT_DETAIL_CHECK(q.size() == F::storage_size(x.size()), errc::size_mismatch, "q.size()", q.size(),
-                        "must be Format::storage_size(x.size())");
     for (std::size_t k = 0; k < x.size(); ++k) {
         const element_quantizer e = element_quantizer::make(s, detail::param(s, qp, l->param_index(k)));
         detail::store<F>(q.data(), k, e.quantize(x[k], k));
@@ -198,12 +208,9 @@ constexpr status dequantize(const Scheme& s, qparams qp, span<const typename Sch
 template <class Scheme>
 constexpr status dequantize(const Scheme& s, const shape& shp, qparams_view qp,
                             span<const typename Scheme::storage_type> q, span<float> x) {
-    const result<quant_layout> l = detail::prepare(s, shp, qp);
+    const result<quant_layout> l = detail::prepare(s, shp, qp, x.size(), q.size());
     LOWBIT_DETAIL_TRY(l.status());
     using F = typename Scheme::format;
-    LOWBIT_DETAIL_CHECK(x.size() == l->numel, errc::size_mismatch, "x.size()", x.size(), "must equal shape's numel");
-    LOWBIT_DETAIL_CHECK(q.size() == F::storage_size(x.size()), errc::size_mismatch, "q.size()", q.size(),
-                        "must be Format::storage_size(x.size())");
     for (std::size_t k = 0; k < x.size(); ++k) {
         const element_quantizer e = element_quantizer::make(s, detail::param(s, qp, l->param_index(k)));
         x[k] = e.dequantize(detail::load<F>(q.data(), k));
