@@ -157,3 +157,17 @@ TEST_CASE("format traits (compile-time)", "[format][constexpr]") {
     static_assert(lowbit::scheme<lowbit::s8, symmetry::symmetric>{}.per_group(1, 32).group_size() == 32, "");
     SUCCEED();
 }
+
+TEST_CASE("choose_qparams: tflite profile (gemmlowp-style nudged zero-point)", "[qparams]") {
+    const auto u8 = lowbit::scheme<lowbit::u8>{}.with_profile(lowbit::profile::tflite);
+    // [-1, 3]: scale = 4/255; zero-point from min = 0 + 1/scale = 63.75 (error 63.75 beats
+    // 255 + 191.25 from the max end) -> 64
+    CHECK(*lowbit::choose_qparams(u8, -1.0f, 3.0f) == lowbit::qparams{4.0f / 255.0f, 64});
+    // [-2.5, 252.5]: scale 1, zero-point 2.5 rounds half away from zero -> 3 (torch: 2)
+    CHECK(*lowbit::choose_qparams(u8, -2.5f, 252.5f) == lowbit::qparams{1.0f, 3});
+    // a point range: TFLite returns scale 0; lowbit keeps a usable scale (eps) and zp 0
+    CHECK(*lowbit::choose_qparams(u8, 0.0f, 0.0f) == lowbit::qparams{lowbit::default_eps, 0});
+    // symmetric narrow s8 weights: max|w| / 127
+    const auto w = lowbit::scheme<lowbit::s8, symmetry::symmetric_narrow>{}.with_profile(lowbit::profile::tflite);
+    CHECK(*lowbit::choose_qparams(w, -3.0f, 1.0f) == lowbit::qparams{3.0f / 127.0f, 0});
+}

@@ -154,7 +154,7 @@ constexpr qparams choose_qparams_tflite(const Scheme& s, float min, float max) n
     const float qmin = static_cast<float>(s.qmin()), qmax = static_cast<float>(s.qmax());
     min = min < 0.0f ? min : 0.0f;
     max = max > 0.0f ? max : 0.0f;
-    if (min == max) return {s.eps(), s.qmin() <= 0 && s.qmax() >= 0 ? 0 : s.qmin()};
+    if (min == max) return {s.eps(), 0};  // TFLite: scale 0, zp 0; lowbit keeps the scale valid (eps)
     const float scale = (max - min) / (qmax - qmin);
     const float zp_from_min = qmin - min / scale;
     const float zp_from_max = qmax - max / scale;
