@@ -1,0 +1,40 @@
+// tests/kernels/isa.hpp: the instruction sets the kernel tests cover, chosen at run time.
+// SSE2 is the x86-64 baseline this file is compiled for; SSE4.1, AVX2 (+FMA) and AVX-512BW
+// are compiled in isa_*.cpp with their flags (LOWBIT_KERNELS_INSTANTIATE) and declared here,
+// so one test binary exercises every ISA the machine can run. A test for an ISA the CPU
+// lacks reports itself skipped.
+#ifndef LOWBIT_TESTS_KERNELS_ISA_HPP
+#define LOWBIT_TESTS_KERNELS_ISA_HPP
+
+#include <cstddef>
+#include <vector>
+
+#include <lowbit/kernels/dispatch.hpp>
+
+LOWBIT_KERNELS_EXTERN(xsimd::sse4_1)
+LOWBIT_KERNELS_EXTERN(xsimd::fma3<xsimd::avx2>)
+LOWBIT_KERNELS_EXTERN(xsimd::avx512bw)
+
+// For TEMPLATE_TEST_CASE: every ISA under test, and the scalar path.
+#define LOWBIT_TEST_ARCHS \
+    lowbit::kernels::scalar_arch, xsimd::sse2, xsimd::sse4_1, xsimd::fma3<xsimd::avx2>, xsimd::avx512bw
+
+// Returns from the test (with a warning) when the CPU cannot run TestType.
+#define LOWBIT_REQUIRE_ARCH(A)                                                       \
+    do {                                                                             \
+        if (!lowbit::kernels::available<A>()) {                                      \
+            WARN("skipped: this CPU cannot run " << A::name());                     \
+            return;                                                                  \
+        }                                                                            \
+    } while (0)
+
+/// Sizes that hit every tail of every ISA: 0, 1, lanes - 1, lanes, lanes + 1,
+/// 2 * lanes + 3 for lanes 4..64 (blocks are 4 registers), odd sizes, 1023, 4096 + 7.
+inline const std::vector<std::size_t>& tail_sizes() {
+    static const std::vector<std::size_t> sizes = {0,  1,  2,  3,  4,  5,  7,   8,   9,   11,  15,  16,   17,  19,
+                                                   31, 32, 33, 35, 63, 64, 65,  67,  127, 128, 129, 131,  255, 256,
+                                                   257, 259, 1023, 4103};
+    return sizes;
+}
+
+#endif  // LOWBIT_TESTS_KERNELS_ISA_HPP
