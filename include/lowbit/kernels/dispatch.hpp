@@ -26,7 +26,12 @@
 
 #include "arch.hpp"
 #include "cpu.hpp"
+#include "fake_quantize.hpp"
+#include "int4.hpp"
+#include "per_channel.hpp"
 #include "quantize.hpp"
+#include "reduce.hpp"
+#include "requantize.hpp"
 
 namespace lowbit {
 namespace kernels {
@@ -83,18 +88,28 @@ decltype(auto) dispatch(F&& f) {
 }  // namespace lowbit
 
 /// In an ISA file: compiles every kernel loop for architecture A (see the file comment).
-#define LOWBIT_KERNELS_INSTANTIATE(A)      \
-    namespace lowbit {                     \
-    namespace kernels {                    \
-    LOWBIT_DETAIL_QUANTIZE_LOOPS(, A)      \
-    }                                      \
+#define LOWBIT_KERNELS_INSTANTIATE(A)       \
+    namespace lowbit {                      \
+    namespace kernels {                     \
+    LOWBIT_DETAIL_QUANTIZE_LOOPS(, A)       \
+    LOWBIT_DETAIL_FAKE_QUANTIZE_LOOPS(, A)  \
+    LOWBIT_DETAIL_INT4_LOOPS(, A)           \
+    LOWBIT_DETAIL_PER_CHANNEL_LOOPS(, A)    \
+    LOWBIT_DETAIL_REQUANTIZE_LOOPS(, A)     \
+    LOWBIT_DETAIL_REDUCE_LOOPS(, A)         \
+    }                                       \
     }
 /// In the calling code: declares that the loops for A are compiled in an ISA file.
-#define LOWBIT_KERNELS_EXTERN(A)             \
-    namespace lowbit {                       \
-    namespace kernels {                      \
-    LOWBIT_DETAIL_QUANTIZE_LOOPS(extern, A)  \
-    }                                        \
+#define LOWBIT_KERNELS_EXTERN(A)                 \
+    namespace lowbit {                           \
+    namespace kernels {                          \
+    LOWBIT_DETAIL_QUANTIZE_LOOPS(extern, A)      \
+    LOWBIT_DETAIL_FAKE_QUANTIZE_LOOPS(extern, A) \
+    LOWBIT_DETAIL_INT4_LOOPS(extern, A)          \
+    LOWBIT_DETAIL_PER_CHANNEL_LOOPS(extern, A)   \
+    LOWBIT_DETAIL_REQUANTIZE_LOOPS(extern, A)    \
+    LOWBIT_DETAIL_REDUCE_LOOPS(extern, A)        \
+    }                                            \
     }
 
 #endif  // LOWBIT_KERNELS_DISPATCH_HPP
