@@ -58,6 +58,7 @@ if(MODE STREQUAL "install")
 
   set(_cmake_dir "${DATADIR}/cmake/lowbit")
   set(_expected "${_cmake_dir}/lowbitConfig.cmake" "${_cmake_dir}/lowbitConfigVersion.cmake"
+                "${_cmake_dir}/lowbitRuntimeDispatch.cmake"
                 "${_cmake_dir}/lowbitTargets.cmake")
   file(GLOB_RECURSE _headers RELATIVE "${SOURCE_INCLUDE_DIR}" "${SOURCE_INCLUDE_DIR}/*")
   if(NOT _headers)

@@ -1,7 +1,8 @@
 // tests/kernels/isa.hpp: the instruction sets the kernel tests cover, chosen at run time.
 // SSE2 is the x86-64 baseline this file is compiled for; SSE4.1, AVX2 (+FMA) and AVX-512BW
-// are compiled in isa_*.cpp with their flags (LOWBIT_KERNELS_INSTANTIATE) and declared here,
-// so one test binary exercises every ISA the machine can run. A test for an ISA the CPU
+// are compiled by lowbit_add_runtime_dispatch (the CMake function users call) with their flags
+// and declared by its generated header, so one test binary exercises every ISA the machine
+// can run. A test for an ISA the CPU
 // lacks reports itself skipped.
 #ifndef LOWBIT_TESTS_KERNELS_ISA_HPP
 #define LOWBIT_TESTS_KERNELS_ISA_HPP
@@ -11,9 +12,7 @@
 
 #include <lowbit/kernels/dispatch.hpp>
 
-LOWBIT_KERNELS_EXTERN(xsimd::sse4_1)
-LOWBIT_KERNELS_EXTERN(xsimd::fma3<xsimd::avx2>)
-LOWBIT_KERNELS_EXTERN(xsimd::avx512bw)
+#include "lowbit_runtime_isas.hpp"  // generated: LOWBIT_KERNELS_EXTERN for each ISA
 
 // For TEMPLATE_TEST_CASE: every ISA under test, and the scalar path.
 #define LOWBIT_TEST_ARCHS \
