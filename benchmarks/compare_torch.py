@@ -1,0 +1,217 @@
+#!/usr/bin/python3
+"""lowbit's SIMD kernels next to PyTorch's quantization ops, single thread, one table.
+
+Times torch.quantize_per_tensor / quantize_per_channel / dequantize /
+fake_quantize_per_tensor_affine / fake_quantize_per_channel_affine (forward, and forward +
+backward) and the observers' aminmax / histc at 64Ki, 1Mi and 16Mi elements, runs
+bench_kernels for the matching lowbit benchmarks (JSON, medians of repetitions), and prints
+
+    op | elements | torch Gelem/s | lowbit Gelem/s | lowbit / torch | lowbit frac of stream
+
+Both sides are timed in thread CPU time by default (Google Benchmark's cpu_time and
+time.thread_time here), which leaves out the time the process spends descheduled on a
+shared machine; --wall uses wall-clock time on both sides instead.
+
+"forward + backward" is, for torch, one autograd forward and y.backward(dy) (torch's
+fake-quant saves the mask in the forward); for lowbit, the forward that also writes the mask
+plus the backward from that mask (fake_quantize_f32_mask + fake_quantize_backward_masked_f32),
+times added. Its fraction of stream is the two stream times over the two kernel times.
+
+Usage (PyTorch 1.13 from Debian; use the system interpreter):
+    /usr/bin/python3 benchmarks/compare_torch.py [build/release/benchmarks/bench_kernels]
+        [--markdown out.md] [--json kernels.json] [--repetitions 5] [--wall]
+--json reads a bench_kernels JSON output (with --benchmark_repetitions) instead of running.
+"""
+
+import argparse
+import json
+import os
+import re
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import timeit
+
+import torch
+
+SIZES = [1 << 16, 1 << 20, 1 << 24]
+CHANNELS = 256  # per-channel ops: a [256, n / 256] tensor, axis 0 (as bench_kernels)
+SCALE, ZP = 0.03, 3  # qint8 (as bench_kernels' qp_s8)
+
+
+def size_label(n):
+    return f"{n >> 20}Mi" if n >= 1 << 20 else f"{n >> 10}Ki"
+
+
+def time_torch(fn, clock, min_seconds=0.05, repeats=7):
+    """Median seconds per call: `repeats` batches of k calls, k chosen so a batch lasts
+    at least min_seconds."""
+    fn()  # warm up (allocations, first-call dispatch)
+    k = 1
+    while True:
+        t0 = clock()
+        for _ in range(k):
+            fn()
+        if clock() - t0 >= min_seconds or k >= 1 << 20:
+            break
+        k *= 2
+    runs = timeit.Timer(fn, timer=clock).repeat(repeat=repeats, number=k)
+    return statistics.median(runs) / k
+
+
+def torch_cases(n):
+    """(op name, callable) for size n; the tensors are built once per size."""
+    g = torch.Generator().manual_seed(1)
+    x = torch.randn(n, generator=g)
+    dy = torch.randn(n, generator=g)
+    x2 = x.view(CHANNELS, n // CHANNELS)
+    dy2 = dy.view(CHANNELS, n // CHANNELS)
+    c = torch.arange(CHANNELS)
+    scales = 0.02 + 0.0001 * (c % 97).to(torch.float32)  # as bench_kernels' channel_params
+    zps32 = ((c % 11) - 5).to(torch.int32)
+    zps64 = zps32.to(torch.int64)
+    xq = torch.quantize_per_tensor(x, SCALE, ZP, torch.qint8)
+    xg = x.clone().requires_grad_()
+    x2g = x2.clone().requires_grad_()
+
+    def fq_fwd_bwd():
+        y = torch.fake_quantize_per_tensor_affine(xg, SCALE, ZP, -128, 127)
+        y.backward(dy)
+        xg.grad = None
+
+    def fq_pc_fwd_bwd():
+        y = torch.fake_quantize_per_channel_affine(x2g, scales, zps32, 0, -128, 127)
+        y.backward(dy2)
+        x2g.grad = None
+
+    return [
+        ("quantize per-tensor s8", lambda: torch.quantize_per_tensor(x, SCALE, ZP, torch.qint8)),
+        ("quantize per-tensor u8", lambda: torch.quantize_per_tensor(x, SCALE, 131, torch.quint8)),
+        ("quantize per-channel s8 (axis 0)", lambda: torch.quantize_per_channel(x2, scales, zps64, 0, torch.qint8)),
+        ("dequantize s8", lambda: xq.dequantize()),
+        ("fake_quantize fwd", lambda: torch.fake_quantize_per_tensor_affine(x, SCALE, ZP, -128, 127)),
+        ("fake_quantize fwd+bwd", fq_fwd_bwd),
+        ("fake_quantize per-channel fwd",
+         lambda: torch.fake_quantize_per_channel_affine(x2, scales, zps32, 0, -128, 127)),
+        ("fake_quantize per-channel fwd+bwd", fq_pc_fwd_bwd),
+        ("min/max (aminmax)", lambda: torch.aminmax(x)),
+        ("min/max per-channel (axis 0)", lambda: torch.aminmax(x2, dim=1)),
+        ("histogram 2048 bins (histc)", lambda: torch.histc(x, 2048, -5.0, 5.0)),
+    ]
+
+
+# torch op -> the lowbit benchmarks whose times add up to the same work.
+LOWBIT = {
+    "quantize per-tensor s8": ["quantize_f32_s8"],
+    "quantize per-tensor u8": ["quantize_f32_u8"],
+    "quantize per-channel s8 (axis 0)": ["quantize_f32_s8_per_channel_outer"],
+    "dequantize s8": ["dequantize_s8_f32"],
+    "fake_quantize fwd": ["fake_quantize_f32"],
+    "fake_quantize fwd+bwd": ["fake_quantize_f32_mask", "fake_quantize_backward_masked_f32"],
+    "fake_quantize per-channel fwd": ["fake_quantize_f32_per_channel_outer"],
+    "fake_quantize per-channel fwd+bwd": ["fake_quantize_f32_per_channel_outer_mask",
+                                          "fake_quantize_backward_masked_f32"],
+    "min/max (aminmax)": ["min_max_f32"],
+    "min/max per-channel (axis 0)": ["min_max_f32_per_channel_outer"],
+    "histogram 2048 bins (histc)": ["histogram_f32_2048"],
+}
+
+UNIT_SECONDS = {"ns": 1e-9, "us": 1e-6, "ms": 1e-3, "s": 1.0}
+
+
+def run_bench_kernels(binary, repetitions):
+    names = sorted({b for bs in LOWBIT.values() for b in bs})
+    pattern = "^(" + "|".join(re.escape(n) for n in names) + ")/"
+    fd, path = tempfile.mkstemp(suffix=".json")
+    os.close(fd)
+    cmd = [binary, f"--benchmark_filter={pattern}", f"--benchmark_repetitions={repetitions}",
+           "--benchmark_report_aggregates_only=true", f"--benchmark_out={path}", "--benchmark_out_format=json"]
+    print("running:", " ".join(cmd), file=sys.stderr)
+    subprocess.run(cmd, check=True, stdout=sys.stderr)
+    with open(path) as f:
+        data = json.load(f)
+    os.unlink(path)
+    return data
+
+
+def lowbit_results(data, wall):
+    """{(benchmark name, n): (seconds per call, frac_of_stream)} from medians (or single runs)."""
+    out = {}
+    for b in data["benchmarks"]:
+        if b.get("run_type") == "aggregate" and b.get("aggregate_name") != "median":
+            continue
+        if b.get("error_occurred"):
+            continue
+        parts = b["run_name"].split("/")  # name[/sub]/n[/real_time]
+        if parts[-1] == "real_time":
+            parts = parts[:-1]
+        name, n = "/".join(parts[:-1]), int(parts[-1])
+        t = (b["real_time"] if wall else b["cpu_time"]) * UNIT_SECONDS[b["time_unit"]]
+        key = (name, n)
+        if b.get("run_type") == "aggregate" or key not in out:
+            out[key] = (t, b.get("frac_of_stream"))
+    return out
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("bench_kernels", nargs="?", default="build/release/benchmarks/bench_kernels")
+    ap.add_argument("--markdown", metavar="OUT.md", help="also write the table as markdown")
+    ap.add_argument("--json", metavar="FILE", help="read this bench_kernels JSON instead of running it")
+    ap.add_argument("--repetitions", type=int, default=5)
+    ap.add_argument("--wall", action="store_true", help="wall-clock time on both sides (default: thread CPU time)")
+    args = ap.parse_args()
+
+    torch.set_num_threads(1)
+    clock = time.perf_counter if args.wall else time.thread_time
+
+    if args.json:
+        with open(args.json) as f:
+            data = json.load(f)
+    else:
+        data = run_bench_kernels(args.bench_kernels, args.repetitions)
+    lowbit = lowbit_results(data, args.wall)
+
+    torch_seconds = {}
+    for n in SIZES:
+        for op, fn in torch_cases(n):
+            print(f"torch: {op} {size_label(n)}", file=sys.stderr)
+            torch_seconds[(op, n)] = time_torch(fn, clock)
+
+    header = ["op", "elements", "torch Gelem/s", "lowbit Gelem/s", "lowbit / torch", "lowbit frac of stream"]
+    table = []
+    for op, benches in LOWBIT.items():  # op-major, sizes ascending
+        for n in SIZES:
+            g_torch = n / torch_seconds[(op, n)] / 1e9
+            parts = [lowbit.get((b, n)) for b in benches]
+            g_low = frac = None
+            if None not in parts:
+                t_low = sum(t for t, _ in parts)
+                g_low = n / t_low / 1e9
+                if None not in [f for _, f in parts]:  # stream time = kernel time * frac
+                    frac = sum(t * f for t, f in parts) / t_low
+            table.append([op, size_label(n), f"{g_torch:.3f}", f"{g_low:.2f}" if g_low else "-",
+                          f"{g_low / g_torch:.1f}x" if g_low else "-", f"{frac:.2f}" if frac is not None else "-"])
+
+    widths = [max(len(h), *(len(r[i]) for r in table)) for i, h in enumerate(header)]
+    fmt = lambda r: "  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(r, widths)))
+    print(fmt(header))
+    print("  ".join("-" * w for w in widths))
+    for r in table:
+        print(fmt(r))
+
+    if args.markdown:
+        clock_name = "wall-clock" if args.wall else "thread CPU"
+        with open(args.markdown, "w") as f:
+            f.write(f"Single thread, {clock_name} time, medians; torch {torch.__version__}.\n\n")
+            f.write("| " + " | ".join(header) + " |\n")
+            f.write("|" + "|".join("---" if i == 0 else "---:" for i in range(len(header))) + "|\n")
+            for r in table:
+                f.write("| " + " | ".join(r) + " |\n")
+        print(f"markdown written to {args.markdown}", file=sys.stderr)
+
+
+if __name__ == "__main__":
+    main()
