@@ -11,6 +11,7 @@
 #include "core/layout.hpp"
 #include "core/qparams.hpp"
 #include "core/quantize.hpp"
+#include "core/reduce.hpp"
 #include "core/requantize.hpp"
 #include "core/rounding.hpp"
 #include "core/scheme.hpp"

@@ -1,8 +1,10 @@
-// SIMD quantize against lowbit::ref::quantize: every ISA the CPU runs, every format,
-// profile and rounding mode, every tail size, unaligned source and destination.
+// SIMD quantize / dequantize against lowbit::ref::quantize / dequantize: every ISA the CPU
+// runs, every format, profile and rounding mode, every tail size, unaligned source and
+// destination, canaries around the output.
 #include "lowbit_catch.hpp"
 
 #include <cstdint>
+#include <random>
 #include <vector>
 
 #include <lowbit/kernels/quantize.hpp>
@@ -61,4 +63,82 @@ TEMPLATE_TEST_CASE("kernels::quantize checks like ref", "[kernels][quantize][err
     CHECK_THROWS_WITH((lowbit::kernels::quantize<TestType>(s.per_channel(0), lowbit::qparams{}, x, q)),
                       Catch::Contains("'granularity'"));
     CHECK(q == std::vector<std::int8_t>(40, 9));
+}
+
+// ---- dequantize ----
+
+namespace {
+
+// Every stored value (also outside [qmin, qmax], and random padding nibbles), n elements.
+template <class T>
+std::vector<T> random_storage(std::size_t m, std::uint32_t seed) {
+    std::mt19937 gen(seed);
+    std::vector<T> q(m);
+    for (T& v : q) v = static_cast<T>(gen() & 0xFF);
+    return q;
+}
+
+template <class A, class Scheme>
+void check_dequantize(const Scheme& s, lowbit::qparams qp) {
+    using T = typename Scheme::storage_type;
+    const float canary = -1234.5f;
+    for (std::size_t n : tail_sizes()) {
+        for (std::size_t offset : {std::size_t(0), std::size_t(1), std::size_t(3)}) {  // misalign q and x
+            const std::size_t m = Scheme::format::storage_size(n);
+            const std::vector<T> src = random_storage<T>(m + offset, static_cast<std::uint32_t>(n * 7 + offset));
+            const lowbit::span<const T> q(src.data() + offset, m);
+            std::vector<float> want(n + offset + 4, canary), got(n + offset + 4, canary);
+            REQUIRE(lowbit::ref::dequantize(s, qp, q, lowbit::span<float>(want.data() + offset, n)).ok());
+            REQUIRE(lowbit::kernels::dequantize<A>(s, qp, q, lowbit::span<float>(got.data() + offset, n)).ok());
+            INFO("arch " << A::name() << " n " << n << " offset " << offset << " first difference at "
+                         << lowbit_test::first_difference(want.data(), got.data(), want.size()));
+            REQUIRE(lowbit_test::first_difference(want.data(), got.data(), want.size()) == -1);
+        }
+    }
+}
+
+}  // namespace
+
+TEMPLATE_TEST_CASE("kernels::dequantize equals ref::dequantize", "[kernels][dequantize]", LOWBIT_TEST_ARCHS) {
+    LOWBIT_REQUIRE_ARCH(TestType);
+    using lowbit::symmetry;
+    for (lowbit::profile p : {lowbit::profile::torch, lowbit::profile::tflite}) {
+        check_dequantize<TestType>(lowbit::scheme<lowbit::s8>{}.with_profile(p), {0.05f, 3});
+        check_dequantize<TestType>(lowbit::scheme<lowbit::u8>{}.with_profile(p), {0.1f, 128});
+        check_dequantize<TestType>(lowbit::scheme<lowbit::s4>{}.with_profile(p), {0.5f, -1});
+        check_dequantize<TestType>(lowbit::scheme<lowbit::u4>{}.with_profile(p), {1.0f / 3.0f, 8});
+        check_dequantize<TestType>(lowbit::scheme<lowbit::s8, symmetry::symmetric_narrow>{}.with_profile(p),
+                                   {0.02f, 0});
+        check_dequantize<TestType>(lowbit::scheme<lowbit::u8>{}.with_profile(p).with_reduce_range(), {0.25f, 7});
+    }
+    check_dequantize<TestType>(lowbit::scheme<lowbit::s8>{}, {1.1754944e-38f, -128});  // smallest normal scale
+    check_dequantize<TestType>(lowbit::scheme<lowbit::u8>{}, {3e38f, 255});            // products overflow to -Inf
+    check_dequantize<TestType>(lowbit::scheme<lowbit::s4>{}, {3e38f, 7});
+    check_dequantize<TestType>(lowbit::scheme<lowbit::u4>{}.with_range(0, 9), {0.7f, 9});
+    check_dequantize<TestType>(lowbit::scheme<lowbit::s4>{}.with_rounding(lowbit::rounding::stochastic, 3), {0.3f, 2});
+    check_dequantize<TestType>(lowbit::scheme<lowbit::s32>{}, {0.001f, 12345});  // ref path
+}
+
+TEMPLATE_TEST_CASE("kernels::dequantize checks like ref", "[kernels][dequantize][errors]", LOWBIT_TEST_ARCHS) {
+    LOWBIT_REQUIRE_ARCH(TestType);
+    const auto s = lowbit::scheme<lowbit::s8>{};
+    const std::vector<std::int8_t> q(40, 9), small(39, 9);
+    std::vector<float> x(40, 2.0f);
+    CHECK_THROWS_WITH((lowbit::kernels::dequantize<TestType>(s, lowbit::qparams{0.0f, 0}, q, x)),
+                      Catch::Contains("'scale' = 0"));
+    CHECK_THROWS_WITH((lowbit::kernels::dequantize<TestType>(s, lowbit::qparams{1.0f, 200}, q, x)),
+                      Catch::Contains("'zero_point' = 200"));
+    CHECK_THROWS_WITH((lowbit::kernels::dequantize<TestType>(s, lowbit::qparams{}, small, x)),
+                      Catch::Contains("'q.size()' = 39"));
+    CHECK_THROWS_WITH((lowbit::kernels::dequantize<TestType>(s.per_channel(0), lowbit::qparams{}, q, x)),
+                      Catch::Contains("'granularity'"));
+    CHECK_THROWS_WITH((lowbit::kernels::dequantize<TestType>(s.with_range(1, 100), lowbit::qparams{}, q, x)),
+                      Catch::Contains("'quant_min' = 1"));
+    const auto s4 = lowbit::scheme<lowbit::s4>{};
+    const std::vector<std::uint8_t> packed(20, 0x77);
+    std::vector<float> x41(41, 2.0f);
+    CHECK_THROWS_WITH((lowbit::kernels::dequantize<TestType>(s4, lowbit::qparams{}, packed, x41)),
+                      Catch::Contains("'q.size()' = 20"));
+    CHECK(x == std::vector<float>(40, 2.0f));
+    CHECK(x41 == std::vector<float>(41, 2.0f));
 }

@@ -7,6 +7,11 @@
 // (measured faster than vpmovsdb on this machine kind, see HARDWARE.md).
 // pack_nibbles: 2n bytes (element 2i, 2i+1, values already masked or not) -> n bytes with
 // element 2i in the low nibble.
+// narrow_mask4: four float compare results (all-ones / all-zero lanes; AVX-512 mask registers)
+// -> 4 * lanes bytes 1 / 0, in order.
+// nibble_range_violation: nonzero if any of the 2n bytes pack_nibbles_block reads is outside
+// [-8, 7] (signed: (v + 8) mod 256 > 15) or [0, 15] (unsigned: v > 15), i.e. has a bit set in
+// 0xF0 after the +8 bias.
 #ifndef LOWBIT_KERNELS_X86_NARROW_HPP
 #define LOWBIT_KERNELS_X86_NARROW_HPP
 
@@ -44,6 +49,40 @@ LOWBIT_FORCE_INLINE void pack_nibbles_block(const std::uint8_t* in, std::uint8_t
     _mm_storeu_si128(reinterpret_cast<__m128i*>(out), _mm_packus_epi16(v0, v1));
 }
 
+// 4 x 4 compare results -> 16 bytes of 1 / 0 (-1 lanes pack to -1 bytes, then & 1).
+template <class A>
+LOWBIT_FORCE_INLINE void narrow_mask4(xsimd::batch_bool<float, A> a, xsimd::batch_bool<float, A> b,
+                                      xsimd::batch_bool<float, A> c, xsimd::batch_bool<float, A> d,
+                                      std::uint8_t* out, xsimd::sse2) noexcept {
+    const __m128i ab = _mm_packs_epi32(_mm_castps_si128(a), _mm_castps_si128(b));
+    const __m128i cd = _mm_packs_epi32(_mm_castps_si128(c), _mm_castps_si128(d));
+    const __m128i r = _mm_and_si128(_mm_packs_epi16(ab, cd), _mm_set1_epi8(1));
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(out), r);
+}
+
+// Any of 32 bytes outside the nibble range? (SSE2: compare + movemask.)
+template <bool Signed, class A>
+LOWBIT_FORCE_INLINE bool nibble_range_violation(const std::uint8_t* in, xsimd::sse2) noexcept {
+    __m128i v0 = _mm_loadu_si128(reinterpret_cast<const __m128i*>(in));
+    __m128i v1 = _mm_loadu_si128(reinterpret_cast<const __m128i*>(in + 16));
+    if (Signed) {
+        v0 = _mm_add_epi8(v0, _mm_set1_epi8(8));
+        v1 = _mm_add_epi8(v1, _mm_set1_epi8(8));
+    }
+    const __m128i high = _mm_and_si128(_mm_or_si128(v0, v1), _mm_set1_epi8(static_cast<char>(0xF0)));
+    return _mm_movemask_epi8(_mm_cmpeq_epi8(high, _mm_setzero_si128())) != 0xFFFF;
+}
+template <bool Signed, class A>
+LOWBIT_FORCE_INLINE bool nibble_range_violation(const std::uint8_t* in, xsimd::sse4_1) noexcept {
+    __m128i v0 = _mm_loadu_si128(reinterpret_cast<const __m128i*>(in));
+    __m128i v1 = _mm_loadu_si128(reinterpret_cast<const __m128i*>(in + 16));
+    if (Signed) {
+        v0 = _mm_add_epi8(v0, _mm_set1_epi8(8));
+        v1 = _mm_add_epi8(v1, _mm_set1_epi8(8));
+    }
+    return !_mm_testz_si128(_mm_or_si128(v0, v1), _mm_set1_epi8(static_cast<char>(0xF0)));
+}
+
 // ---- AVX2: 4 x 8 int32 -> 32 bytes ----
 template <bool Signed, class A>
 LOWBIT_FORCE_INLINE void narrow4(xsimd::batch<std::int32_t, A> a, xsimd::batch<std::int32_t, A> b,
@@ -70,6 +109,30 @@ LOWBIT_FORCE_INLINE void pack_nibbles_block(const std::uint8_t* in, std::uint8_t
     _mm256_storeu_si256(reinterpret_cast<__m256i*>(out), _mm256_permute4x64_epi64(p, 0xD8));
 }
 
+// 4 x 8 compare results -> 32 bytes of 1 / 0 (same order fix as narrow4).
+template <class A>
+LOWBIT_FORCE_INLINE void narrow_mask4(xsimd::batch_bool<float, A> a, xsimd::batch_bool<float, A> b,
+                                      xsimd::batch_bool<float, A> c, xsimd::batch_bool<float, A> d,
+                                      std::uint8_t* out, xsimd::avx2) noexcept {
+    const __m256i ab = _mm256_packs_epi32(_mm256_castps_si256(a), _mm256_castps_si256(b));
+    const __m256i cd = _mm256_packs_epi32(_mm256_castps_si256(c), _mm256_castps_si256(d));
+    const __m256i r = _mm256_and_si256(_mm256_packs_epi16(ab, cd), _mm256_set1_epi8(1));
+    const __m256i order = _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7);
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(out), _mm256_permutevar8x32_epi32(r, order));
+}
+
+// Any of 64 bytes outside the nibble range?
+template <bool Signed, class A>
+LOWBIT_FORCE_INLINE bool nibble_range_violation(const std::uint8_t* in, xsimd::avx2) noexcept {
+    __m256i v0 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(in));
+    __m256i v1 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(in + 32));
+    if (Signed) {
+        v0 = _mm256_add_epi8(v0, _mm256_set1_epi8(8));
+        v1 = _mm256_add_epi8(v1, _mm256_set1_epi8(8));
+    }
+    return !_mm256_testz_si256(_mm256_or_si256(v0, v1), _mm256_set1_epi8(static_cast<char>(0xF0)));
+}
+
 // ---- AVX-512BW: 4 x 16 int32 -> 64 bytes ----
 template <bool Signed, class A>
 LOWBIT_FORCE_INLINE void narrow4(xsimd::batch<std::int32_t, A> a, xsimd::batch<std::int32_t, A> b,
@@ -92,6 +155,30 @@ LOWBIT_FORCE_INLINE void pack_nibbles_block(const std::uint8_t* in, std::uint8_t
         v = _mm512_or_si512(v, _mm512_srli_epi16(v, 4));  // low byte of each word is the packed byte
         _mm256_storeu_si256(reinterpret_cast<__m256i*>(out + 32 * h), _mm512_cvtepi16_epi8(v));
     }
+}
+
+// 4 x 16 mask bits -> 64 bytes of 1 / 0: the four masks joined into one 64-bit mask, then one
+// zero-masked byte move.
+template <class A>
+LOWBIT_FORCE_INLINE void narrow_mask4(xsimd::batch_bool<float, A> a, xsimd::batch_bool<float, A> b,
+                                      xsimd::batch_bool<float, A> c, xsimd::batch_bool<float, A> d,
+                                      std::uint8_t* out, xsimd::avx512bw) noexcept {
+    const __mmask32 ab = _mm512_kunpackw(static_cast<__mmask16>(b), static_cast<__mmask16>(a));  // b high, a low
+    const __mmask32 cd = _mm512_kunpackw(static_cast<__mmask16>(d), static_cast<__mmask16>(c));
+    const __mmask64 m = _mm512_kunpackd(cd, ab);
+    _mm512_storeu_si512(out, _mm512_maskz_mov_epi8(m, _mm512_set1_epi8(1)));
+}
+
+// Any of 128 bytes outside the nibble range?
+template <bool Signed, class A>
+LOWBIT_FORCE_INLINE bool nibble_range_violation(const std::uint8_t* in, xsimd::avx512bw) noexcept {
+    __m512i v0 = _mm512_loadu_si512(in);
+    __m512i v1 = _mm512_loadu_si512(in + 64);
+    if (Signed) {
+        v0 = _mm512_add_epi8(v0, _mm512_set1_epi8(8));
+        v1 = _mm512_add_epi8(v1, _mm512_set1_epi8(8));
+    }
+    return _mm512_test_epi8_mask(_mm512_or_si512(v0, v1), _mm512_set1_epi8(static_cast<char>(0xF0))) != 0;
 }
 
 }  // namespace detail
