@@ -5,18 +5,22 @@
 // (ReLU / ReLU6 / custom) are fused. s4 / u4 / s32 outputs and per-group schemes take the
 // reference path (same results, scalar speed).
 //
-// Per element, with b = clamp(sat32(acc + bias), lo_lim, hi_lim) computed as
-// clamp(acc, lo_lim - bias, hi_lim - bias) + bias (no overflow), lo_lim / hi_lim =
-// INT32_MIN / INT32_MAX >> L, L = max(shift, 0), e = max(-shift, 0):
-//   shift >= 0 (both roundings):  h = floor(((b << L) * M + 2^30) / 2^31)         (SRDHM)
-//   shift < 0, double rounding:   RDBPOT(h, e) = (h >> e) + ((h & mask) > (mask >> 1) + (h < 0))
-//   shift < 0, single rounding:   v = floor(b * M / 2^31) >> (e - 1); (v >> 1) + (v & 1)
-//     which is floor((b * M + 2^(30 + e)) / 2^(31 + e)), TFLite's single rounding, split so
-//     every intermediate fits int32 (the low bit of v is bit 30 + e of b * M).
+// Per element, with q the Q0.31 multiplier, L = max(shift, 0), e = max(-shift, 0), and
+// b = clamp(sat32(acc + bias), lo_lim, hi_lim), lo_lim / hi_lim = INT32_MIN / INT32_MAX >> L,
+// computed without overflow as clamp(acc, lo_lim - bias, hi_lim - bias) + bias:
+//   h = floor(((b << L) * q + 2^30) / 2^31)       gemmlowp SRDHM (x86/requantize.hpp mulhi31)
+//   shift >= 0, both roundings:  h
+//   shift < 0, double rounding:  RDBPOT(h, e) = sign(h) * ((|h| + 2^(e-1)) >> e)
+//   shift < 0, single rounding:  v = floor(b * q / 2^31) >> (e - 1), then (v + 1) >> 1,
+//     which is floor((b * q + 2^(30 + e)) / 2^(31 + e)), TFLite's single rounding, split so
+//     every intermediate fits int32 (v <= 2^31 - 2, so v + 1 cannot overflow).
+//   Worked number: q = 2^30, shift = -1 (M = 0.25), acc = -2998: h = -1499; double:
+//   -((1499 + 1) >> 1) = -750; single: v = floor(-2998 * 2^30 / 2^31) = -1499, (v + 1) >> 1 = -749.
+// then out = clamp(r + zero_point, lo, hi) through int16 (x86/requantize.hpp narrow4_clamp).
 // Clamping b to [lo_lim, hi_lim] replaces core's saturation of b << L to INT32_MAX by
-// hi_lim << L = 2^31 - 2^L; for M >= 2^30 both give |h| >= 2^29, far beyond any 8-bit
-// output range, so the outputs are the same. Single rounding's saturation of huge
-// products is covered the same way. See x86/requantize.hpp for the 64-bit products.
+// hi_lim << L = 2^31 - 2^L; for q >= 2^30 both give h >= 2^29, far beyond any 8-bit output
+// range (q = 0 gives 0 either way), so the outputs are the same. Single rounding's
+// saturation of huge products is covered the same way.
 //
 // Layouts: per-tensor and runs of >= 2 blocks with one channel (axis not innermost) use
 // broadcast constants and uniform shifts; otherwise (channel axis innermost, the GEMM output
@@ -146,6 +150,7 @@ struct requant_table {
     alignas(64) std::int32_t lsh[N];
     alignas(64) std::int32_t rsh[N];
     alignas(64) std::int32_t half[N];
+    alignas(64) std::int32_t sel[N];  ///< -1 where e >= 1 (single rounding only)
 };
 
 // Any mix of channels, constants per lane from the table at t.
@@ -163,10 +168,13 @@ LOWBIT_FORCE_INLINE requant_batch<A> requant_lanes(requant_batch<A> acc, const r
         const I h(mulhi31<A>(s, qm, I(1 << 30), A{}));
         return I(apply_sign<A>(srl_lanes<A>(I(abs_s32<A>(h, A{})) + half, sh_r, sh_r, A{}), h, A{}));
     } else {
-        const auto e0 = half == I(0);  // shift >= 0: the SRDHM value itself
-        const I q1(mulhi31<A>(s, qm, xsimd::select(e0, I(1 << 30), I(0)), A{}));
-        const I v(sra_lanes<A>(q1, sh_r, sh_r, A{}));
-        return xsimd::select(e0, q1, (v + I(1)) >> 1);
+        // e >= 1 lanes (sel = -1): v = floor(b * M / 2^31) >> (e - 1), (v + 1) >> 1;
+        // shift >= 0 lanes (sel = 0): the SRDHM value itself (rounding term 2^30, count 0).
+        // Bitwise selects: xsimd 8.1's AVX-512 select on int32 does not compile at -O0.
+        const I sel = I::load_unaligned(tb.sel + t);
+        // (xsimd 8.1's bitwise_andnot(x, y) is ~x & y, unlike later versions: written out here.)
+        const I v(sra_lanes<A>(I(mulhi31<A>(s, qm, I(1 << 30) & ~sel, A{})), sh_r, sh_r, A{}));
+        return (((v + I(1)) >> 1) & sel) | (v & ~sel);
     }
 }
 
@@ -190,6 +198,7 @@ struct requant_policy {
         tb.lsh[t] = e.lsh;
         tb.rsh[t] = e.rsh;
         tb.half[t] = e.half;
+        tb.sel[t] = e.half != 0 ? -1 : 0;
     }
     template <bool Single>
     LOWBIT_FORCE_INLINE void block_lanes(const table& tb, std::size_t t, const std::int32_t* acc, std::uint8_t* out,
