@@ -226,3 +226,11 @@ TEST_CASE("per-tensor overloads refuse per-channel and per-group schemes", "[qua
     CHECK(q == std::array<std::int8_t, 2>{9, 9});
     CHECK(y == std::array<float, 2>{5, 5});
 }
+
+TEST_CASE("in-place fake-quantize computes the mask from the original x", "[fake_quantize]") {
+    // scale 0.1: NaN, 1e30 and 100 are all outside s8's range, in place or not
+    std::array<float, 3> x = {qnan, 1e30f, 100.0f};
+    std::array<std::uint8_t, 3> mask = {9, 9, 9};
+    REQUIRE(lowbit::ref::fake_quantize(lowbit::scheme<lowbit::s8>{}, qparams{0.1f, 0}, x, x, mask).ok());
+    CHECK(mask == std::array<std::uint8_t, 3>{0, 0, 0});
+}

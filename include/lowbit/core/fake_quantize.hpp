@@ -27,9 +27,10 @@ constexpr void run(const Scheme& s, ParamOf param_of, span<const float> x, span<
                    span<const float> dy, span<float> dx) noexcept {
     for (std::size_t k = 0; k < x.size(); ++k) {
         const element_quantizer e = element_quantizer::make(s, param_of(k));
-        if (!y.empty()) y[k] = e.dequantize(e.quantize(x[k], k));
+        const float xk = x[k];  // read before y[k] is written: y may alias x
+        if (!y.empty()) y[k] = e.dequantize(e.quantize(xk, k));
         if (!mask.empty() || !dx.empty()) {
-            const bool m = e.in_range(x[k], k);
+            const bool m = e.in_range(xk, k);
             if (!mask.empty()) mask[k] = m ? 1 : 0;
             if (!dx.empty()) dx[k] = dy[k] * (m ? 1.0f : 0.0f);
         }
