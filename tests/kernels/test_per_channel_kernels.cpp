@@ -231,6 +231,7 @@ TEMPLATE_TEST_CASE("kernels per-channel: channel axis last (inner 1)", "[kernels
     check_per_channel<TestType>(shape{67}, 0);
     check_per_channel<TestType>(shape{3, 1100}, 1);  // longer than the parameter table: refilled per row
     check_per_channel<TestType>(shape{2, 2100}, 1);
+    check_per_channel<TestType>(shape{3, 1031}, 1);  // odd rows: 4-bit in flat order
     check_per_channel<TestType>(shape{4103}, 0);     // several 4-bit chunks
     check_per_channel<TestType>(shape{300, 3}, 1);   // short periodic rows
     check_per_channel<TestType>(shape{41, 35}, 1);
@@ -250,10 +251,12 @@ TEMPLATE_TEST_CASE("kernels per-channel: channel axis first (inner > 1)", "[kern
 TEMPLATE_TEST_CASE("kernels per-channel: channel axis in the middle", "[kernels][per_channel]", LOWBIT_TEST_ARCHS) {
     LOWBIT_REQUIRE_ARCH(TestType);
     for (std::size_t c : {std::size_t(1), std::size_t(3), std::size_t(5), std::size_t(16), std::size_t(17)})
-        for (std::size_t in : {std::size_t(2), std::size_t(3), std::size_t(4), std::size_t(7), std::size_t(9),
-                               std::size_t(15), std::size_t(17), std::size_t(35), std::size_t(64), std::size_t(67)})
+        for (std::size_t in : {std::size_t(2), std::size_t(3), std::size_t(4), std::size_t(7), std::size_t(8),
+                               std::size_t(9), std::size_t(15), std::size_t(16), std::size_t(17), std::size_t(32),
+                               std::size_t(35), std::size_t(64), std::size_t(67)})
             check_per_channel<TestType>(shape{2, c, in}, 1);
-    check_per_channel<TestType>(shape{3, 64, 49}, 1);  // NCHW-like 7x7 maps: windows refilled
+    check_per_channel<TestType>(shape{3, 64, 49}, 1);  // NCHW-like 7x7 maps
+    check_per_channel<TestType>(shape{3, 200, 3}, 1);  // short runs, pattern longer than a window
     check_per_channel<TestType>(shape{2, 2, 3, 5}, 2);
 }
 
@@ -269,6 +272,9 @@ TEMPLATE_TEST_CASE("kernels per-group: groups along the last axis", "[kernels][p
     check_per_group<TestType>(shape{4, 1024}, 1, 128);
     check_per_group<TestType>(shape{3, 4096}, 1, 4096);  // one group per row
     check_per_group<TestType>(shape{64}, 0, 64);         // a single group
+    check_per_group<TestType>(shape{2, 1100}, 1, 2);     // more groups than the parameter table holds
+    check_per_group<TestType>(shape{3, 1100}, 1, 4);
+    check_per_group<TestType>(shape{3, 8192}, 1, 16);
 }
 
 TEMPLATE_TEST_CASE("kernels per-group: groups along a middle or the first axis", "[kernels][per_channel]",
@@ -281,6 +287,7 @@ TEMPLATE_TEST_CASE("kernels per-group: groups along a middle or the first axis",
         for (std::size_t in : {std::size_t(1), std::size_t(5), std::size_t(16), std::size_t(67)})
             check_per_group<TestType>(shape{g * 3, in}, 0, g);
     check_per_group<TestType>(shape{4, 1030}, 0, 2);  // rows longer than the parameter table
+    check_per_group<TestType>(shape{4, 1031}, 0, 2);  // odd: 4-bit in flat order
     check_per_group<TestType>(shape{6, 3, 7}, 1, 1);
 }
 

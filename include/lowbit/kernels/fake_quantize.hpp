@@ -13,7 +13,8 @@
 //   dx   = dy * (mask ? 1.0f : 0.0f)                      (a multiply, as ref: a NaN dy stays
 //          NaN, a negative dy with mask 0 gives -0.0)
 // Stochastic rounding and the s32 format take the reference path. Loops work on blocks of 4
-// registers and run the tail through the same code on a zero-padded copy.
+// registers, with the profile's divide / half_away choices made once per call, and run the
+// tail through the same code on a zero-padded copy. Mask bytes come straight from the compare results (x86/narrow.hpp).
 #ifndef LOWBIT_KERNELS_FAKE_QUANTIZE_HPP
 #define LOWBIT_KERNELS_FAKE_QUANTIZE_HPP
 
@@ -184,38 +185,17 @@ void fake_quantize_backward_masked_loop(const std::uint8_t* mask, const float* d
 
 }  // namespace detail
 
-namespace detail {
-// The reference path of kernels::fake_quantize. ref::fake_quantize writes y[k] before it
-// evaluates the mask on x[k], so in place (y = x) its mask is that of the fake-quantized
-// value (e.g. 1 for x = NaN or 1e30). Here the mask is taken from x first, as the out-of-place
-// ref and the SIMD loops do; without a mask, or out of place, this is ref itself.
-template <class Scheme>
-status fake_quantize_ref_path(const Scheme& s, qparams qp, span<const float> x, span<float> y,
-                              span<std::uint8_t> mask) {
-    if (mask.empty() || x.data() != y.data()) return ref::fake_quantize(s, qp, x, y, mask);
-    LOWBIT_DETAIL_TRY(s.validate());
-    LOWBIT_DETAIL_TRY(lowbit::detail::check_per_tensor(s));
-    LOWBIT_DETAIL_TRY(check_qparams(s, qp));
-    LOWBIT_DETAIL_TRY(ref::detail_fq::check_sizes<Scheme>(x, y, mask));
-    const element_quantizer e = element_quantizer::make(s, qp);
-    for (std::size_t k = 0; k < x.size(); ++k) {
-        const float xk = x[k];
-        mask[k] = e.in_range(xk, k) ? 1 : 0;
-        y[k] = e.dequantize(e.quantize(xk, k));
-    }
-    return {};
-}
-}  // namespace detail
-
 /// Per-tensor fake-quantize forward, y = dequantize(quantize(x)), plus the straight-through
-/// mask (1/0 bytes) when `mask` is non-empty; bit-identical to lowbit::ref::fake_quantize
-/// (every format, profile and rounding; same contract and errors). y may alias x exactly.
+/// mask (1/0 bytes, x.size() of them) when `mask` is non-empty; bit-identical to
+/// lowbit::ref::fake_quantize (every format, profile and rounding; same contract and errors).
+/// NaN x gives y = 0, +-Inf the range ends, both mask 0. y may alias x exactly (the mask is
+/// always that of the input x).
 template <class Arch = default_arch, class Scheme>
 status fake_quantize(const Scheme& s, qparams qp, span<const float> x, span<float> y, span<std::uint8_t> mask = {}) {
     if constexpr (std::is_same<Arch, scalar_arch>::value || std::is_same<typename Scheme::format, s32>::value) {
-        return detail::fake_quantize_ref_path(s, qp, x, y, mask);  // s32: its range is not exact in float
+        return ref::fake_quantize(s, qp, x, y, mask);  // s32: its range is not exact in float
     } else {
-        if (s.rounding() == rounding::stochastic) return detail::fake_quantize_ref_path(s, qp, x, y, mask);
+        if (s.rounding() == rounding::stochastic) return ref::fake_quantize(s, qp, x, y, mask);
         LOWBIT_DETAIL_TRY(s.validate());
         LOWBIT_DETAIL_TRY(lowbit::detail::check_per_tensor(s));
         LOWBIT_DETAIL_TRY(check_qparams(s, qp));
@@ -229,8 +209,9 @@ status fake_quantize(const Scheme& s, qparams qp, span<const float> x, span<floa
     }
 }
 
-/// Per-tensor straight-through backward, dx = dy * mask(x); bit-identical to
-/// lowbit::ref::fake_quantize_backward (same contract and errors). dx may alias dy exactly.
+/// Per-tensor straight-through backward, dx = dy * (mask(x) ? 1 : 0) (a NaN dy stays NaN, a
+/// masked-out negative dy gives -0.0); bit-identical to lowbit::ref::fake_quantize_backward
+/// (same contract and errors). dx may alias dy exactly.
 template <class Arch = default_arch, class Scheme>
 status fake_quantize_backward(const Scheme& s, qparams qp, span<const float> x, span<const float> dy, span<float> dx) {
     if constexpr (std::is_same<Arch, scalar_arch>::value || std::is_same<typename Scheme::format, s32>::value) {

@@ -8,15 +8,19 @@
 //
 // How it works. The [outer, C, inner] view of layout.hpp cuts the flat element order into
 // segments that either share one parameter (broadcast: per-channel with inner > 1, e.g. a
-// [C, K] weight; per-group along the innermost axis, e.g. [N, K] in groups of 32 along K) or
-// use a contiguous run of parameters (per-channel along the innermost axis, e.g. [N, C]
-// activations; per-group with inner > 1). Segments of at least one register run with their
-// constants broadcast in registers or loaded lane by lane from a stack table of scale,
-// 1 / scale and zero-point; their last partial register is recomputed overlapping the one
-// before (its input is read before anything is stored, so y may alias x). Shorter segments
-// are expanded into the table, once if the pattern repeats (per-channel) or a window at a
-// time. Long rows of contiguous parameters are walked a table-sized column stretch at a time
-// over all rows, so each 1 / scale is computed once per call.
+// [C, K] weight or NCHW maps; per-group along the innermost axis, e.g. [N, K] in groups of 32
+// along K) or use a contiguous run of parameters (per-channel along the innermost axis, e.g.
+// [N, C] activations; per-group with inner > 1). Every register gets its constants (scale,
+// 1 / scale, zero-point) lane by lane, chosen by setup() for the segment length S and L lanes:
+// broadcast in registers for long segments; switched or blended per register for segments of
+// a few registers; spread over the lanes by a swizzle for groups of 2, 4 or 8 < L; loaded from
+// a stack table for contiguous runs (long rows are walked a 512-parameter stretch at a time
+// across all rows, so each 1 / scale is computed once) and for short repeating patterns.
+// Per-parameter constants come from a stack table refilled 512 parameters at a time. A
+// segment's last partial register is recomputed overlapping the one before, its input read
+// before anything is stored (so y may alias x); only spans shorter than a register go through
+// a zero-padded copy. Parameter checks are vectorized too; on any failure the reference's
+// checks run and report it exactly as lowbit::ref does.
 //
 // Each lane computes element_quantizer's arithmetic exactly: inv = 1.0f / scale (an IEEE
 // division, scalar or SIMD: the same bits as the reference), x * inv (torch) or x / scale
@@ -163,7 +167,8 @@ LOWBIT_FORCE_INLINE ibatch<A> mask_01(xsimd::batch_bool<float, A> m) noexcept {
 
 /// How a call walks its parameters (setup() chooses; see drive()).
 enum class mode : std::uint8_t {
-    aligned,   ///< broadcast segments of 1 to 3 whole registers: constants chosen per register
+    aligned,   ///< broadcast segments of 1 to 15 whole registers: constants chosen per register
+    straddle,  ///< broadcast segments of L < S < 8L: a register spanning two blends their constants
     expand,    ///< groups of S | L along the innermost axis: L / S parameters spread over a register
     segments,  ///< segment by segment, the last partial register overlapping
     periodic,  ///< a repeating pattern held once in the lane tables
@@ -385,6 +390,45 @@ struct aligned_src {  // broadcast segments of a multiple of L elements; registe
     }
 };
 
+template <class A>
+struct straddle_src {  // broadcast segments of L < S < 8L elements; a register may span two of them
+    static constexpr std::size_t L = tables<A>::L;
+    tables<A>& t;
+    const channel_consts& cc;
+    std::size_t wrap, p, seg_end;
+    lane_consts<A> c, cn;  // this segment's constants and the next one's
+    fbatch<A> iota;
+
+    LOWBIT_FORCE_INLINE straddle_src(tables<A>& tt, const channel_consts& ccc, std::size_t k0) noexcept
+        : t(tt), cc(ccc) {
+        const std::size_t i = k0 / cc.seg;
+        const bool runs = cc.walk == param_walk::channel_runs;
+        wrap = runs ? cc.channels : cc.params;
+        p = cc.walk == param_walk::single ? 0 : runs ? i % cc.channels : i;
+        seg_end = (i + 1) * cc.seg;
+        c = param_consts<A>(t, cc, p);
+        cn = param_consts<A>(t, cc, next(p));
+        alignas(64) float lanes[L];
+        for (std::size_t j = 0; j < L; ++j) lanes[j] = static_cast<float>(j);
+        iota = fbatch<A>::load_aligned(lanes);
+    }
+    LOWBIT_FORCE_INLINE std::size_t next(std::size_t q) const noexcept {
+        return q + 1 == wrap || q + 1 == cc.params ? 0 : q + 1;  // the last segment's "next" is unused
+    }
+    LOWBIT_FORCE_INLINE lane_consts<A> at(std::size_t k) noexcept {
+        if (k >= seg_end) {  // S >= L: at most one segment boundary per register
+            seg_end += cc.seg;
+            p = next(p);
+            c = cn;
+            cn = param_consts<A>(t, cc, next(p));
+        }
+        if (k + L <= seg_end) return c;
+        const auto first = iota < fbatch<A>(static_cast<float>(seg_end - k));  // lanes still in this segment
+        return {xsimd::select(first, c.scale, cn.scale), xsimd::select(first, c.inv, cn.inv),
+                xsimd::select(first, c.zp, cn.zp)};
+    }
+};
+
 // Lane j of a register holding parameters p.. -> parameter p + j / S (a compile-time swizzle).
 template <class A, std::size_t S, std::size_t... J>
 LOWBIT_FORCE_INLINE fbatch<A> spread(fbatch<A> v, std::index_sequence<J...>) noexcept {
@@ -421,6 +465,13 @@ LOWBIT_FORCE_INLINE void run_range(const Op& op, Src& src, std::size_t a, std::s
     if (a < e) op.store(e - L, last, src.at(e - L));
 }
 
+/// Flat elements [a, e). For a stretch of a contiguous segment walked across segments
+/// (intervals::blocked), also its segment's first element and first parameter.
+struct interval {
+    std::size_t a = 0, e = 0;
+    std::size_t seg_start = ~std::size_t(0), base = 0;
+};
+
 // Chooses how to walk this call's parameters; fills the lane tables once for a repeating
 // pattern.
 template <class A>
@@ -433,8 +484,10 @@ LOWBIT_FORCE_INLINE void setup(tables<A>& t, const channel_consts& cc, bool need
     if (p != 0 && p < B) p *= (B + p - 1) / p;  // at least a block: one subtraction wraps an offset
     const bool broadcast = cc.walk == param_walk::single || cc.walk == param_walk::channel_runs ||
                            cc.walk == param_walk::group_runs;
-    if (broadcast && cc.seg % L == 0 && cc.seg < B) {
+    if (broadcast && cc.seg % L == 0 && cc.seg < 4 * B) {
         t.mode = mode::aligned;
+    } else if (broadcast && cc.seg % L != 0 && cc.seg > L && cc.seg < 8 * L && cc.walk != param_walk::single) {
+        t.mode = mode::straddle;
     } else if (cc.walk == param_walk::group_runs && cc.seg < L && L % cc.seg == 0) {
         t.mode = mode::expand;
     } else if (cc.walk == param_walk::single || cc.seg % L == 0) {
@@ -448,13 +501,21 @@ LOWBIT_FORCE_INLINE void setup(tables<A>& t, const channel_consts& cc, bool need
     }
 }
 
-// Flat elements [k0, k1), in order.
+// The elements of one interval, in order.
 template <class A, class Op>
-LOWBIT_FORCE_INLINE void drive(const channel_consts& cc, tables<A>& t, const Op& op, std::size_t k0,
-                               std::size_t k1) noexcept {
+LOWBIT_FORCE_INLINE void drive(const channel_consts& cc, tables<A>& t, const Op& op, const interval& in) noexcept {
     constexpr std::size_t W = tables<A>::W, L = tables<A>::L;
-    if (t.mode == mode::aligned) {
+    const std::size_t k0 = in.a, k1 = in.e;
+    if (in.seg_start != ~std::size_t(0)) {  // one stretch of a contiguous segment
+        const std::size_t off0 = k0 - in.seg_start;
+        if (t.key_first != in.base + off0 || t.key_len != k1 - k0) refill_lanes<A>(t, cc, in.base + off0, k1 - k0);
+        table_src<A> src{t, k0};
+        run_range<A>(op, src, k0, k1);
+    } else if (t.mode == mode::aligned) {
         aligned_src<A> src(t, cc, k0);
+        run_range<A>(op, src, k0, k1);
+    } else if (t.mode == mode::straddle) {
+        straddle_src<A> src(t, cc, k0);
         run_range<A>(op, src, k0, k1);
     } else if (t.mode == mode::expand) {
         // intervals start at multiples of W and end at multiples of S, so do registers
@@ -522,25 +583,31 @@ LOWBIT_FORCE_INLINE void drive(const channel_consts& cc, tables<A>& t, const Op&
 template <class A, bool Chunked>
 struct intervals {
     static constexpr std::size_t W = tables<A>::W;
-    std::size_t numel, seg = 0, segs = 0, run = 0;
-    bool blocked = false;
-    std::size_t k0 = 0, r0 = 0, off0 = 0, i = 0;  // next interval
+    std::size_t numel, seg = 0, segs = 0, run = 0, channels = 1, group = 1;
+    bool blocked = false, rows = false;
+    std::size_t k0 = 0, r0 = 0, off0 = 0, i = 0, base = 0;  // next interval
 
     LOWBIT_FORCE_INLINE intervals(const channel_consts& cc, const tables<A>& t) noexcept : numel(cc.numel) {
-        const bool contiguous = cc.walk == param_walk::channel_rows || cc.walk == param_walk::group_rows;
+        rows = cc.walk == param_walk::channel_rows;
+        const bool contiguous = rows || cc.walk == param_walk::group_rows;
         blocked = t.mode == mode::segments && contiguous && cc.seg > W && (!Chunked || cc.seg % 2 == 0);
         if (blocked) {
             seg = cc.seg;
             segs = cc.numel / cc.seg;
-            run = cc.walk == param_walk::channel_rows ? segs : cc.group;  // segments sharing parameters
+            run = rows ? segs : cc.group;  // consecutive segments sharing parameters
+            channels = cc.channels;
+            group = cc.group;
         }
     }
-    LOWBIT_FORCE_INLINE bool next(std::size_t& a, std::size_t& e) noexcept {
+    LOWBIT_FORCE_INLINE bool next(interval& in) noexcept {
         if (blocked) {
             if (r0 >= segs) return false;
-            const std::size_t len = seg - off0 < W ? seg - off0 : W;
-            a = i * seg + off0;
-            e = a + len;
+            if (i == r0 && off0 == 0)  // a new run: group_rows' segment r0 = (o, c), c % g == 0
+                base = rows ? 0 : ((r0 / channels) * (channels / group) + (r0 % channels) / group) * seg;
+            in.seg_start = i * seg;
+            in.base = base;
+            in.a = in.seg_start + off0;
+            in.e = in.a + (seg - off0 < W ? seg - off0 : W);
             if (++i == r0 + run) {  // next stretch, then next run of segments
                 i = r0;
                 off0 += W;
@@ -549,9 +616,9 @@ struct intervals {
             return true;
         }
         if (k0 >= numel) return false;
-        a = k0;
-        e = Chunked && numel - k0 > W ? k0 + W : numel;
-        k0 = e;
+        in.a = k0;
+        in.e = Chunked && numel - k0 > W ? k0 + W : numel;
+        k0 = in.e;
         return true;
     }
 };
@@ -731,15 +798,15 @@ LOWBIT_FORCE_INLINE void quantize_body(const channel_consts& cc, const float* x,
     if constexpr (!Packed) {
         const quantize_op<A, N, Signed> op{qz, x, q, 0};
         intervals<A, false> iv(cc, t);
-        for (std::size_t k0, k1; iv.next(k0, k1);) drive<A>(cc, t, op, k0, k1);
+        for (interval in; iv.next(in);) drive<A>(cc, t, op, in);
     } else {
         alignas(64) std::uint8_t stage[tables<A>::W + 2 * B];  // pack blocks: 2B bytes -> B
         intervals<A, true> iv(cc, t);
-        for (std::size_t k0, k1; iv.next(k0, k1);) {
-            const quantize_op<A, N, Signed> op{qz, x, stage, k0};
-            drive<A>(cc, t, op, k0, k1);
-            const std::size_t m = k1 - k0;
-            std::uint8_t* out = q + k0 / 2;
+        for (interval in; iv.next(in);) {
+            const quantize_op<A, N, Signed> op{qz, x, stage, in.a};
+            drive<A>(cc, t, op, in);
+            const std::size_t m = in.e - in.a;
+            std::uint8_t* out = q + in.a / 2;
             std::size_t j = 0;
             for (; j + 2 * B <= m; j += 2 * B) pack_nibbles_block<A>(stage + j, out + j / 2, A{});
             if (j < m) {
@@ -760,22 +827,22 @@ LOWBIT_FORCE_INLINE void dequantize_body(const channel_consts& cc, const std::ui
     if constexpr (!Packed) {
         const dequantize_op<A, Signed> op{q, 0, x};
         intervals<A, false> iv(cc, t);
-        for (std::size_t k0, k1; iv.next(k0, k1);) drive<A>(cc, t, op, k0, k1);
+        for (interval in; iv.next(in);) drive<A>(cc, t, op, in);
     } else {
         alignas(64) std::uint8_t stage[tables<A>::W + 2 * B];  // unpack blocks: B bytes -> 2B
         intervals<A, true> iv(cc, t);
-        for (std::size_t k0, k1; iv.next(k0, k1);) {
-            const std::size_t bytes = (k1 - k0 + 1) / 2;
-            const std::uint8_t* in = q + k0 / 2;
+        for (interval in; iv.next(in);) {
+            const std::size_t bytes = (in.e - in.a + 1) / 2;
+            const std::uint8_t* packed_in = q + in.a / 2;
             std::size_t j = 0;
-            for (; j + B <= bytes; j += B) unpack_nibbles<Signed, A>(in + j, stage + 2 * j, A{});
+            for (; j + B <= bytes; j += B) unpack_nibbles<Signed, A>(packed_in + j, stage + 2 * j, A{});
             if (j < bytes) {
                 alignas(64) std::uint8_t packed[B] = {};
-                std::memcpy(packed, in + j, bytes - j);
+                std::memcpy(packed, packed_in + j, bytes - j);
                 unpack_nibbles<Signed, A>(packed, stage + 2 * j, A{});
             }
-            const dequantize_op<A, Signed> op{stage, k0, x};
-            drive<A>(cc, t, op, k0, k1);
+            const dequantize_op<A, Signed> op{stage, in.a, x};
+            drive<A>(cc, t, op, in);
         }
     }
 }
@@ -787,7 +854,7 @@ LOWBIT_FORCE_INLINE void fake_quantize_body(const channel_consts& cc, const floa
     setup<A>(t, cc, !N::divide);
     const fake_quantize_op<A, N, Mask> op{{fbatch<A>(cc.qmin), fbatch<A>(cc.qmax)}, x, y, mask};
     intervals<A, false> iv(cc, t);
-    for (std::size_t k0, k1; iv.next(k0, k1);) drive<A>(cc, t, op, k0, k1);
+    for (interval in; iv.next(in);) drive<A>(cc, t, op, in);
 }
 
 template <class A, class N>
@@ -796,7 +863,7 @@ LOWBIT_FORCE_INLINE void backward_body(const channel_consts& cc, const float* x,
     setup<A>(t, cc, !N::divide);
     const backward_op<A, N> op{{fbatch<A>(cc.qmin), fbatch<A>(cc.qmax)}, x, dy, dx};
     intervals<A, false> iv(cc, t);
-    for (std::size_t k0, k1; iv.next(k0, k1);) drive<A>(cc, t, op, k0, k1);
+    for (interval in; iv.next(in);) drive<A>(cc, t, op, in);
 }
 
 // Calls f(numerics<divide, half_away>{}) with the call's profile choices as constants.
