@@ -10,7 +10,7 @@
 //   cal.run(num_batches, [&](std::size_t b, lowbit::calibrator::sink& sink) {
 //       auto [h1, h2] = my_model_forward(batch(b));
 //       sink.observe("fc1.out", h1);
-//       sink.observe("fc2.out", h2);
+//       sink.observe("fc2.out", h2);       // a span, shape + span, or lowbit::strided_view
 //   }, [](std::size_t done, std::size_t total) { std::printf("%zu/%zu\r", done, total); });
 //   lowbit::qparams qp = cal.result("fc1.out").per_tensor();
 //
@@ -24,11 +24,13 @@
 #include <map>
 #include <stdexcept>
 #include <string>
+#include <type_traits>
 #include <utility>
 #include <vector>
 
 #include "core/qparams.hpp"
 #include "core/span.hpp"
+#include "core/strided.hpp"
 #include "observers/diagnostics.hpp"
 #include "observers/observer.hpp"
 
@@ -63,6 +65,13 @@ public:
         void observe(const std::string& name, const shape& shp, span<const float> x) {
             m_owner->entry(name).observe_shaped(shp, x);
         }
+        /// Any observer: a strided view of the activations (core/strided.hpp). Per-channel
+        /// observers take the channel axis of their scheme. (A template, so that
+        /// observe(name, {}) still means an empty span.)
+        template <class T, class = std::enable_if_t<std::is_same<std::remove_const_t<T>, float>::value>>
+        void observe(const std::string& name, strided_view<T> x) {
+            m_owner->entry(name).observe_view(strided_view<const float>(x));
+        }
 
     private:
         friend class calibrator;
@@ -81,6 +90,8 @@ public:
         e.observe_shaped = [name](const shape&, span<const float>) {
             throw std::invalid_argument("lowbit::calibrator: '" + name + "' is a per-tensor observer; pass no shape");
         };
+        e.observe_view = [&obs](strided_view<const float> x) { obs.observe(x); };
+        e.per_tensor = true;
         e.finish = [&obs](calibration_result& r, span<const float> last) {
             const qparams qp = *obs.qparams();
             r.scales = {qp.scale};
@@ -100,6 +111,7 @@ public:
             throw std::invalid_argument("lowbit::calibrator: '" + name + "' is per-channel; pass the tensor's shape");
         };
         e.observe_shaped = [&obs](const shape& shp, span<const float> x) { obs.observe(shp, x); };
+        e.observe_view = [&obs](strided_view<const float> x) { obs.observe(x); };
         e.finish = [&obs](calibration_result& r, span<const float>) {
             r.scales.assign(obs.channels(), 0.0f);
             r.zero_points.assign(obs.channels(), 0);
@@ -136,6 +148,8 @@ private:
     struct entry_type {
         std::function<void(span<const float>)> observe_flat;
         std::function<void(const shape&, span<const float>)> observe_shaped;
+        std::function<void(strided_view<const float>)> observe_view;
+        bool per_tensor = false;
         std::function<void(calibration_result&, span<const float>)> finish;
         std::vector<float> last;  // the last batch, kept for the per-tensor diagnostics
     };
@@ -150,6 +164,13 @@ private:
             e->last.assign(x.begin(), x.end());
         }
         void observe_shaped(const shape& shp, span<const float> x) const { e->observe_shaped(shp, x); }
+        void observe_view(strided_view<const float> x) const {
+            e->observe_view(x);
+            if (!e->per_tensor) return;
+            e->last.clear();  // the batch in element order, for the diagnostics
+            e->last.reserve(x.size());
+            x.for_each_chunk([this](const float* p, std::size_t n) { e->last.insert(e->last.end(), p, p + n); });
+        }
     };
     entry_ref entry(const std::string& name) {
         const auto it = m_entries.find(name);

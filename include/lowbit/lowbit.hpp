@@ -1,5 +1,7 @@
 // lowbit/lowbit.hpp: the whole freestanding core in one include. Adapters
-// (lowbit/xtensor.hpp, lowbit/format.hpp) are included separately, as they need xtensor / fmt.
+// (lowbit/xtensor.hpp, lowbit/format.hpp) are included separately, as they need xtensor / fmt;
+// so are the SIMD kernels (lowbit/kernels.hpp, xsimd) and the observers
+// (lowbit/observers/all.hpp), which sit above the kernels (core <- kernels <- observers).
 #ifndef LOWBIT_LOWBIT_HPP
 #define LOWBIT_LOWBIT_HPP
 
@@ -17,5 +19,6 @@
 #include "core/scheme.hpp"
 #include "core/span.hpp"
 #include "core/status.hpp"
+#include "core/strided.hpp"
 
 #endif  // LOWBIT_LOWBIT_HPP

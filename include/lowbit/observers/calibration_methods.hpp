@@ -766,9 +766,11 @@ public:
 
     constexpr exact_histogram() noexcept = default;
 
-    /// Adds a batch. Empty x: no change (not counted as a batch). Errors (nothing changes):
-    /// a NaN or +-Inf in x (naming its index); the total count would overflow uint64.
-    status add(span<const float> x) {
+    /// Adds a batch, a strided view (core/strided.hpp) or a span; the counts do not depend on
+    /// the view's layout. Empty x: no change (not counted as a batch). Errors (nothing changes):
+    /// a NaN or +-Inf in x (naming its index in element order); the total count would overflow
+    /// uint64.
+    status add(strided_view<const float> x) {
         if (x.empty()) return {};
         float mn = 0.0f, mx = 0.0f;
         LOWBIT_DETAIL_TRY(::lowbit::detail::batch_min_max(x, mn, mx));
@@ -776,13 +778,15 @@ public:
                             "x.size()", x.size(), "the histogram's total count would overflow uint64");
         const int need = required_exponent(mn, mx);
         if (need > m_exp) rebin(need);
-        count(x);
+        x.for_each_chunk([this](const float* p, std::size_t n) { count(span<const float>(p, n)); });
         m_stats.min = mn < m_stats.min ? mn : m_stats.min;
         m_stats.max = mx > m_stats.max ? mx : m_stats.max;
         m_stats.count += x.size();
         m_stats.batches += 1;
         return {};
     }
+    /// add() of a contiguous batch.
+    status add(span<const float> x) { return add(strided_view<const float>(x)); }
 
     /// Adds another histogram's counts and statistics (exact). Errors (nothing changes): the
     /// total count or batch count would overflow uint64.
@@ -980,12 +984,12 @@ private:
             const float sc = calibration::detail::pow2f(-m_exp);
             constexpr std::size_t chunk = 256;  // a fixed trip count lets -O2 vectorize the index loop
             std::int32_t idx[chunk];
-            std::size_t i0 = 0;
-            for (; i0 + chunk <= n; i0 += chunk) {
+            const std::size_t full = n / chunk * chunk;
+            for (std::size_t i0 = 0; i0 < full; i0 += chunk) {
                 for (std::size_t i = 0; i < chunk; ++i) idx[i] = float_bin(p[i0 + i], sc);
                 for (std::size_t i = 0; i < chunk; ++i) ++c[idx[i]];
             }
-            for (; i0 < n; ++i0) ++c[float_bin(p[i0], sc)];
+            for (std::size_t i = full; i < n; ++i) ++c[float_bin(p[i], sc)];
         } else {
             const double sc = calibration::detail::pow2(-m_exp);
             for (std::size_t i = 0; i < n; ++i) {
@@ -1031,12 +1035,15 @@ public:
     explicit histogram_calibration_observer(const Scheme& s = Scheme{}, const options_type& o = options_type{}) noexcept
         : m_scheme(s), m_options(o) {}
 
-    /// Adds a batch to the histogram (empty x: no change). Errors (nothing changes): invalid
-    /// or non-per-tensor scheme, invalid options, a non-finite value in x, count overflow.
-    status observe(span<const float> x) {
+    /// Adds a batch (a strided view, core/strided.hpp; empty x: no change) to the histogram.
+    /// Errors (nothing changes): invalid or non-per-tensor scheme, invalid options, a
+    /// non-finite value in x, count overflow.
+    status observe(strided_view<const float> x) {
         LOWBIT_DETAIL_TRY(check_config());
         return m_hist.add(x);
     }
+    /// observe() of a contiguous batch.
+    status observe(span<const float> x) { return observe(strided_view<const float>(x)); }
 
     /// The method's clipping range; {+inf, -inf} if nothing was observed.
     result<clip_range> range() const {

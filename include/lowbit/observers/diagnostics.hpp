@@ -9,6 +9,7 @@
 
 #include "../core/quantize.hpp"
 #include "../core/span.hpp"
+#include "../core/strided.hpp"
 
 namespace lowbit {
 
@@ -51,27 +52,38 @@ inline double quant_error::sqnr_db() const noexcept {
     return 10.0 * detail::ln(signal / noise) / 2.30258509299404568402;
 }
 
-/// Fake-quantizes each finite element of x with (s, qp) (per-tensor) and measures the error.
-/// Non-finite elements are skipped. Errors: those of lowbit::check_qparams / the scheme.
+/// Fake-quantizes each finite element of x (a strided view, core/strided.hpp; element k is
+/// the k-th in element order) with (s, qp) (per-tensor) and measures the error. Non-finite
+/// elements are skipped. The sums run in element order, so a view and a contiguous copy of
+/// it give the same bits. Errors: those of lowbit::check_qparams / the scheme.
 template <class Scheme>
-status measure_error(const Scheme& s, qparams qp, span<const float> x, quant_error& out) {
+status measure_error(const Scheme& s, qparams qp, strided_view<const float> x, quant_error& out) {
     LOWBIT_DETAIL_TRY(s.validate());
     LOWBIT_DETAIL_TRY(check_qparams(s, qp));
     const element_quantizer e = element_quantizer::make(s, qp);
     quant_error r;
-    for (std::size_t k = 0; k < x.size(); ++k) {
-        const float v = x[k];
-        if (!(v - v == 0.0f)) continue;
-        const double d = static_cast<double>(v) - e.dequantize(e.quantize(v, k));
-        r.count += 1;
-        r.clipped += e.in_range(v, k) ? 0u : 1u;
-        r.signal += static_cast<double>(v) * v;
-        r.noise += d * d;
-        const double ad = d < 0 ? -d : d;
-        r.max_abs_error = ad > r.max_abs_error ? ad : r.max_abs_error;
-    }
+    std::size_t k = 0;
+    x.for_each_chunk([&](const float* p, std::size_t n) {
+        for (std::size_t j = 0; j < n; ++j, ++k) {
+            const float v = p[j];
+            if (!(v - v == 0.0f)) continue;
+            const double d = static_cast<double>(v) - e.dequantize(e.quantize(v, k));
+            r.count += 1;
+            r.clipped += e.in_range(v, k) ? 0u : 1u;
+            r.signal += static_cast<double>(v) * v;
+            r.noise += d * d;
+            const double ad = d < 0 ? -d : d;
+            r.max_abs_error = ad > r.max_abs_error ? ad : r.max_abs_error;
+        }
+    });
     out = r;
     return {};
+}
+
+/// measure_error() of a contiguous batch.
+template <class Scheme>
+status measure_error(const Scheme& s, qparams qp, span<const float> x, quant_error& out) {
+    return measure_error(s, qp, strided_view<const float>(x), out);
 }
 
 }  // namespace lowbit

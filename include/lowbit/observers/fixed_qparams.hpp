@@ -39,7 +39,7 @@ public:
 
     /// Counts the batch (elements and, if non-empty, one batch); the values are not read, so
     /// NaN / Inf are accepted as torch does. Errors: invalid configuration; count overflow.
-    status observe(span<const float> x) {
+    status observe(strided_view<const float> x) {
         LOWBIT_DETAIL_TRY(validate());
         if (x.empty()) return {};
         LOWBIT_DETAIL_CHECK(m_stats.count <= ~std::uint64_t{0} - x.size(), errc::overflow, "x.size()", x.size(),
@@ -48,6 +48,8 @@ public:
         m_stats.batches += 1;
         return {};
     }
+    /// observe() of a contiguous batch.
+    status observe(span<const float> x) { return observe(strided_view<const float>(x)); }
 
     /// The fixed qparams. Errors: invalid configuration.
     result<lowbit::qparams> qparams() const {

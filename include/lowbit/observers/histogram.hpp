@@ -32,11 +32,12 @@
 //     float32, and for each candidate the L2 norm of torch's _compute_quantization_error in
 //     float32 tensors, summed in ATen's order.
 // Not how torch computes it: torch materialises bins * 128 and bins * downsample_rate arrays
-// (gigabytes when the range grows 10^4-fold at once); here the combine is O(bins), a batch
-// inside the current range is read once (min / max and counts in one pass), and the search's
-// per-bin floor divisions are exact float comparisons, vectorised (GCC / clang vector
-// extensions, 4 lanes with SSE2, 8 with AVX; LOWBIT_NO_VECTOR_EXTENSIONS selects the scalar
-// code, same results).
+// (gigabytes when the range grows 10^4-fold at once); here the combine is O(bins), a batch is
+// read twice (its min / max with kernels::min_max, then its counts on the chosen grid with
+// kernels::histogram, which bins with histc's formula), and the search's per-bin floor
+// divisions are exact float comparisons, vectorised (GCC / clang vector extensions, 4 lanes
+// with SSE2, 8 with AVX; LOWBIT_NO_VECTOR_EXTENSIONS selects the scalar code, same results).
+// Batches are strided views (observer.hpp); a view gives the state of its contiguous copy.
 //
 // Not exactly mergeable. The histogram's bin edges depend on the order batches arrived in (each
 // range growth re-bins the past approximately), so no merge of two observers can equal one
@@ -50,8 +51,9 @@
 // calibration_methods.hpp) and run the same L2 search on it with histogram_l2_search().
 //
 // Freestanding: no heap, no <cmath>, no exceptions required. An observer holds Bins floats
-// (8 KiB for 2048 bins); on the stack observe() uses about 20 x Bins bytes (40 KiB for 2048
-// bins), qparams() and merge() 8 x Bins bytes. Results do not depend on
+// (8 KiB for 2048 bins); on the stack observe() uses about 12 x Bins bytes (24 KiB for 2048
+// bins) plus 4 KiB for a non-contiguous view (core/strided.hpp), qparams() and merge() 8 x Bins
+// bytes. Results do not depend on
 // -ffp-contract or the instruction set: products that torch rounds before an addition are
 // kept apart by register barriers (GCC, clang), and GCC compiles the vectorised float code with
 // contraction off.
@@ -288,95 +290,6 @@ LOWBIT_FORCE_INLINE std::uint32_t histc_bin(float v, float left, float width, fl
     float q = ((v - left) * fbins) / width;
     q = q > 0.0f ? q : 0.0f;  // also NaN (a width overflowing to Inf) -> 0
     return q < fbins ? static_cast<std::uint32_t>(static_cast<std::int32_t>(q)) : last;
-}
-
-/// One pass over a batch: its min and max, whether it is all finite, and (with Count) the
-/// counts of its values on grid g (torch's histc formula, histc_bin) into 4 interleaved
-/// tables of bins + 1 entries (entry `bins` takes values outside [left, right]; 4 tables so
-/// that runs of equal values do not serialise on one counter). counts: zeroed by the caller.
-/// A point grid (left == right, corrected mode's constant data) counts in-range values in
-/// bin 0. Counting may stop early once a value outside [keep_min, keep_max] has been seen
-/// (checked every 512 values), since the caller will need another grid; `complete` tells
-/// whether every value was counted. Returns false if x holds a NaN or an Inf (counts are
-/// then meaningless).
-template <bool Count>
-inline bool scan(const float* x, std::size_t n, grid g, std::size_t bins, std::uint32_t* counts, float& mn, float& mx,
-                 float keep_min, float keep_max, bool& complete) noexcept {
-    const float left = g.left, right = g.right, width = g.right - g.left, fbins = static_cast<float>(bins);
-    const auto last = static_cast<std::uint32_t>(bins - 1), drop = static_cast<std::uint32_t>(bins);
-    const bool point = width == 0.0f;
-    bool counting = Count;
-    float lo = std::numeric_limits<float>::infinity(), hi = -lo, chk = 0.0f;
-    std::size_t i = 0;
-#if defined(LOWBIT_DETAIL_HIST_VEC)
-    if (!point) {
-        constexpr std::size_t block = 64;
-        vf vlo = vf{} + lo, vhi = vf{} + hi, vchk = vf{} + 0.0f;
-        const vf vzero = vf{} + 0.0f, vfb = vf{} + fbins;
-        const vi vbins = vi{} + static_cast<std::int32_t>(bins), vlast = vi{} + static_cast<std::int32_t>(last),
-                 vdrop = vi{} + static_cast<std::int32_t>(drop);
-        alignas(64) std::int32_t idx[block];
-        const std::size_t stride = bins + 1;
-        for (; i + block <= n; i += block) {
-            if (!Count || !counting) {
-                for (std::size_t j = 0; j < block; j += vec_lanes) {
-                    vf v;
-                    load(x + i + j, v);
-                    vlo = v < vlo ? v : vlo;
-                    vhi = v > vhi ? v : vhi;
-                    vchk += v - v;  // 0 for finite v; NaN for NaN / Inf, and NaN stays
-                }
-                continue;
-            }
-            for (std::size_t j = 0; j < block; j += vec_lanes) {
-                vf v;
-                load(x + i + j, v);
-                vlo = v < vlo ? v : vlo;
-                vhi = v > vhi ? v : vhi;
-                vchk += v - v;
-                vf q = ((v - left) * fbins) / width;
-                q = q > vzero ? q : vzero;
-                q = q < vfb ? q : vfb;
-                vi b = __builtin_convertvector(q, vi);
-                b = b < vbins ? b : vlast;
-                b = ((v >= left) & (v <= right)) ? b : vdrop;
-                store(idx + j, b);
-            }
-            for (std::size_t j = 0; j < block; j += 4) {
-                ++counts[idx[j]];
-                ++counts[stride + static_cast<std::uint32_t>(idx[j + 1])];
-                ++counts[2 * stride + static_cast<std::uint32_t>(idx[j + 2])];
-                ++counts[3 * stride + static_cast<std::uint32_t>(idx[j + 3])];
-            }
-            if ((i & 511) == 448) {  // every 512 values: still inside [keep_min, keep_max]?
-                const vi out = (vlo < keep_min) | (vhi > keep_max);
-                std::int32_t any = 0;
-                for (std::size_t l = 0; l < vec_lanes; ++l) any |= out[l];
-                counting = any == 0;
-            }
-        }
-        for (std::size_t l = 0; l < vec_lanes; ++l) {
-            lo = vlo[l] < lo ? vlo[l] : lo;
-            hi = vhi[l] > hi ? vhi[l] : hi;
-            chk += vchk[l];
-        }
-    }
-#endif
-    for (; i < n; ++i) {
-        const float v = x[i];
-        lo = v < lo ? v : lo;
-        hi = v > hi ? v : hi;
-        chk += v - v;
-        counting = counting && v >= keep_min && v <= keep_max;
-        if (Count && counting) {
-            const bool in = v >= left && v <= right;
-            ++counts[!in ? drop : point ? 0u : histc_bin(v, left, width, fbins, last)];
-        }
-    }
-    mn = lo;
-    mx = hi;
-    complete = counting;
-    return chk == 0.0f;
 }
 
 /// The per-bin float32 arithmetic of torch's _compute_quantization_error (see below).
@@ -628,50 +541,30 @@ public:
                                           histogram_mode mode = histogram_mode::corrected) noexcept
         : m_scheme(s), m_mode(mode) {}
 
-    /// Adds batch x to the histogram (torch's forward). Empty x: no change (as torch).
-    /// Errors, with nothing changed: invalid or non-per-tensor scheme; a NaN or Inf in x
-    /// (named by index); x.size() >= 2^32. torch_1_13 mode drops what torch drops (values
-    /// outside int(min)..int(max)) and, after a constant batch, starts over as torch does.
-    /// Counts per bin and batch are exact below 2^24; torch_1_13 saturates a bin at 2^24 per
-    /// batch, as torch's float32 += 1 does with one intra-op thread.
-    status observe(span<const float> x) {
-        namespace h = detail::hist;
+    /// Adds batch x to the histogram (torch's forward): a strided view, in element order
+    /// (core/strided.hpp); the result is the one for a contiguous copy of it. Empty x: no
+    /// change (as torch). Errors, with nothing changed: invalid or non-per-tensor scheme; a NaN
+    /// or Inf in x (named by its index in element order); x.size() >= 2^32. torch_1_13 mode
+    /// drops what torch drops (values outside int(min)..int(max)) and, after a constant batch,
+    /// starts over as torch does. Counts per bin and batch are exact below 2^24; torch_1_13
+    /// saturates a bin at 2^24 per batch, as torch's float32 += 1 does with one intra-op thread.
+    status observe(strided_view<const float> x) {
         LOWBIT_DETAIL_TRY(check_config());
         if (x.empty()) return {};
         LOWBIT_DETAIL_CHECK(x.size() < (std::uint64_t(1) << 32), errc::overflow, "x.size()", x.size(),
                             "must be < 2^32 per batch (split the batch)");
-        // In the steady state (a batch inside the current range) the grid is known before the
-        // batch's min / max: then one pass finds them and counts. The counts are used if they
-        // are complete and update() bins on that same grid; otherwise a second pass counts.
-        h::grid predicted{};
-        const bool have_prediction = predict_grid(predicted);
-        std::uint32_t counts[4 * (Bins + 1)] = {};
+        // Two passes: the batch's min / max (kernels::min_max) decide the grid, then the batch
+        // is counted on it (kernels::histogram).
         float mn = 0.0f, mx = 0.0f;
-        bool counted = false;
-        const bool finite =
-            have_prediction
-                ? h::scan<true>(x.data(), x.size(), predicted, Bins, counts, mn, mx, m_stats.min, m_stats.max, counted)
-                : h::scan<false>(x.data(), x.size(), predicted, Bins, nullptr, mn, mx, 0.0f, 0.0f, counted);
-        if (!finite) LOWBIT_DETAIL_TRY(detail::batch_min_max(x, mn, mx));  // names the first bad index
+        LOWBIT_DETAIL_TRY(detail::batch_min_max(x, mn, mx));  // names the first bad index
         const bool torch = m_mode == histogram_mode::torch_1_13;
-        update(mn, mx, [&](h::grid g, float* out) {
-            if (!(counted && g.left == predicted.left && g.right == predicted.right)) {
-                for (auto& c : counts) c = 0;
-                float unused_min = 0.0f, unused_max = 0.0f;
-                bool all = false;
-                const float inf = std::numeric_limits<float>::infinity();
-                h::scan<true>(x.data(), x.size(), g, Bins, counts, unused_min, unused_max, -inf, inf, all);
-            }
-            for (std::size_t b = 0; b < Bins; ++b) {
-                const std::uint32_t n = counts[b] + counts[Bins + 1 + b] + counts[2 * (Bins + 1) + b] +
-                                        counts[3 * (Bins + 1) + b];
-                out[b] = torch && n > (1u << 24) ? 16777216.0f : static_cast<float>(n);
-            }
-        });
+        update(mn, mx, [&](detail::hist::grid g, float* out) { count_batch(x, g, torch, out); });
         m_stats.count += x.size();
         m_stats.batches += 1;
         return {};
     }
+    /// observe() of a contiguous batch.
+    status observe(span<const float> x) { return observe(strided_view<const float>(x)); }
 
     /// The scheme's qparams for the range the L2 search picks (torch's calculate_qparams):
     /// choose_qparams(scheme, search_range()). An observer that saw nothing gives {1.0, 0}.
@@ -811,23 +704,31 @@ private:
         return {};
     }
 
-    // The grid update() bins a batch on when the batch lies inside [min, max] (then the
-    // combined range is the current one), if that does not depend on the batch itself.
-    bool predict_grid(detail::hist::grid& g) const noexcept {
+    // The histogram of batch x on grid g (torch's histc formula, hist::histc_bin) into
+    // out[Bins]: kernels::histogram counts when its checks hold for the grid (it bins with the
+    // same formula, in SIMD), else (a point grid in corrected mode's constant state, or a width
+    // times Bins overflowing float32) the scalar formula. Counts are exact integers, so the
+    // result does not depend on how x is split into chunks.
+    static void count_batch(strided_view<const float> x, detail::hist::grid g, bool torch, float* out) {
         namespace h = detail::hist;
-        const float smin = m_stats.min, smax = m_stats.max;
-        if (empty() || smin == smax) return false;
-        float cmax = smax;
-        std::uint64_t rate = 0, start = 0;
-        h::adjust_range(smin, smax, smin, cmax, Bins, rate, start);
-        if (m_mode == histogram_mode::torch_1_13) {
-            const double lo = h::trunc_to_int(smin), hi = h::trunc_to_int(cmax);
-            if (lo == hi) return false;  // histc would fall back on the batch's own range
-            g = h::histc_grid(lo, hi, 0.0f, 0.0f, Bins, true);
+        std::uint64_t counts[Bins] = {};
+        const float left = g.left, right = g.right, width = right - left, fbins = static_cast<float>(Bins);
+        if (right > left && lowbit::detail::is_finite(left) && lowbit::detail::is_finite(right) &&
+            lowbit::detail::is_finite(width * fbins)) {
+            x.for_each_chunk([&](const float* p, std::size_t n) {
+                (void)kernels::histogram(span<const float>(p, n), left, right, span<std::uint64_t>(counts, Bins));
+            });
         } else {
-            g = h::grid{smin, cmax};
+            const bool point = width == 0.0f;
+            x.for_each_chunk([&](const float* p, std::size_t n) {
+                for (std::size_t i = 0; i < n; ++i) {
+                    const float v = p[i];
+                    if (v >= left && v <= right) ++counts[point ? 0u : h::histc_bin(v, left, width, fbins, Bins - 1)];
+                }
+            });
         }
-        return true;
+        for (std::size_t b = 0; b < Bins; ++b)
+            out[b] = torch && counts[b] > (1u << 24) ? 16777216.0f : static_cast<float>(counts[b]);
     }
 
     histogram_range search_range_unchecked() const {

@@ -7,8 +7,10 @@
 //   for (auto& batch : batches) obs.observe(batch);
 //   lowbit::qparams qp = *obs.qparams();
 //
-// Batches must be finite: a NaN or Inf is refused (error naming its index) and the batch is
-// not counted. An observer that saw nothing gives torch's {1.0, 0}.
+// Batches are strided views (observer.hpp) or spans. They must be finite: a NaN or Inf is
+// refused (error naming its index) and the batch is not counted. A batch's min / max is
+// kernels::min_max's (a zero result is +0.0; torch keeps whichever zero comes first, which
+// gives the same qparams). An observer that saw nothing gives torch's {1.0, 0}.
 // merge(): min/max observers merge exactly (the range of the union), so sharded calibration
 // in any split and order equals one observer. Moving averages depend on batch order, so their
 // merge is defined as the batch-weighted mean of the two running ranges (what data-parallel
@@ -36,10 +38,11 @@ public:
     constexpr explicit range_observer(const Scheme& s = Scheme{}, float averaging_constant = 0.01f) noexcept
         : m_scheme(s), m_c(averaging_constant) {}
 
-    /// Updates the range with batch x (empty x: no change). Errors: invalid or non-per-tensor
-    /// scheme; averaging constant outside (0, 1]; a non-finite value in x. On error nothing
-    /// changes.
-    status observe(span<const float> x) {
+    /// Updates the range with batch x, a strided view (core/strided.hpp; a span converts to
+    /// one); empty x: no change. Errors: invalid or non-per-tensor scheme; averaging constant
+    /// outside (0, 1]; a non-finite value in x (named by its index in element order). On error
+    /// nothing changes.
+    status observe(strided_view<const float> x) {
         LOWBIT_DETAIL_TRY(check_config());
         if (x.empty()) return {};
         float mn = 0.0f, mx = 0.0f;
@@ -56,6 +59,8 @@ public:
         m_stats.batches += 1;
         return {};
     }
+    /// observe() of a contiguous batch.
+    status observe(span<const float> x) { return observe(strided_view<const float>(x)); }
 
     /// choose_qparams(scheme, min, max): torch's calculate_qparams.
     result<lowbit::qparams> qparams() const {

@@ -7,6 +7,21 @@
 // give one to each thread or process, then merge() or save()/load() to combine - the merged
 // result is the one a single observer would have reached (see each observer for what that
 // means exactly). No heap: per-channel observers keep their state in a caller buffer.
+//
+// Batches are strided views (lowbit::strided_view<const float>, core/strided.hpp): a span, a
+// shape + span (contiguous row-major), or any permuted / sliced / negatively strided view;
+// per-channel observers take the channel axis from their scheme (scheme.per_channel(axis)),
+// fixed at construction. Observing a view gives bit for bit the state (and save() bytes and
+// qparams) of observing a contiguous copy of it: every reduction an observer applies to a
+// batch is order-independent (min / max with +0.0 for a zero result, integer counts).
+//
+// Layering: core <- kernels <- observers. Observers reduce batches with the SIMD kernels of
+// lowbit/kernels/reduce.hpp (kernels::min_max, kernels::histogram) at the including file's
+// compile-time architecture (kernels::default_arch); without xsimd (or with LOWBIT_NO_XSIMD)
+// those are the lowbit::ref loops, so a firmware build stays freestanding (no heap, no
+// exceptions required, no xsimd). Results are the same bits for every architecture. As with
+// any inline code, compile the observers of one program with one set of ISA flags (-mavx2 ...):
+// their member functions are not templates on the architecture, so the linker keeps one copy.
 #ifndef LOWBIT_OBSERVERS_OBSERVER_HPP
 #define LOWBIT_OBSERVERS_OBSERVER_HPP
 
@@ -19,6 +34,8 @@
 #include "../core/scheme.hpp"
 #include "../core/span.hpp"
 #include "../core/status.hpp"
+#include "../core/strided.hpp"
+#include "../kernels/reduce.hpp"
 #include "state.hpp"
 
 namespace lowbit {
@@ -63,21 +80,27 @@ constexpr config_hash scheme_config(const Scheme& s) noexcept {
     return h;
 }
 
-/// Min and max of a batch; refuses non-finite values (a NaN or Inf in calibration data
-/// would poison the range) naming the first one's index.
-inline status batch_min_max(span<const float> x, float& mn, float& mx) {
+/// Min and max of a batch, as kernels::min_max defines them (order-independent: a zero
+/// result is +0.0, so any split of the batch into chunks gives the same bits); refuses
+/// non-finite values (a NaN or Inf in calibration data would poison the range) naming the
+/// first one's index in element order. x must not be empty.
+inline status batch_min_max(strided_view<const float> x, float& mn, float& mx) {
     float lo = std::numeric_limits<float>::infinity(), hi = -lo;
     bool finite = true;
-    for (std::size_t i = 0; i < x.size(); ++i) {
-        const float v = x[i];
-        finite = finite && (v - v == 0.0f);
-        lo = v < lo ? v : lo;
-        hi = v > hi ? v : hi;
-    }
+    x.for_each_chunk([&](const float* p, std::size_t n) {
+        const min_max_range r = *kernels::min_max(span<const float>(p, n));  // NaN -> {NaN, NaN}; never fails
+        finite = finite && is_finite(r.min) && is_finite(r.max);
+        lo = r.min < lo ? r.min : lo;
+        hi = r.max > hi ? r.max : hi;
+    });
     if (!finite) {
-        std::size_t i = 0;
-        while (x[i] - x[i] == 0.0f) ++i;
-        LOWBIT_DETAIL_CHECK(false, errc::invalid_argument, "x[i] (index)", i, "calibration data must be finite");
+        std::size_t at = 0, bad = x.size();
+        x.for_each_chunk([&](const float* p, std::size_t n) {
+            for (std::size_t k = 0; k < n && bad == x.size(); ++k)
+                if (!is_finite(p[k])) bad = at + k;
+            at += n;
+        });
+        LOWBIT_DETAIL_CHECK(false, errc::invalid_argument, "x[i] (index)", bad, "calibration data must be finite");
     }
     mn = lo;
     mx = hi;

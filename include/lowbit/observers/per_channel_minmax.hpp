@@ -5,7 +5,7 @@
 // The state lives in a caller buffer of 2 * channels floats (no heap), given at construction:
 //   std::vector<float> state(2 * 64);
 //   lowbit::per_channel_minmax_observer<decltype(w8)> obs(w8, 64, state);
-//   obs.observe(lowbit::shape{64, 256}, weights);
+//   obs.observe(lowbit::shape{64, 256}, weights);     // or any strided view with dim(axis) == 64
 //   obs.qparams(scales, zero_points);
 // merge / save / load as in minmax.hpp (exact for min/max; batch-weighted mean for moving
 // averages). A channel that saw nothing gives {1.0, 0}.
@@ -35,31 +35,25 @@ public:
         reset();
     }
 
-    /// Updates every channel's range with a batch of `shp` (shape[axis] must equal channels).
-    /// Errors: invalid scheme or not per_channel; state buffer too small; shape / size
-    /// mismatch; a non-finite value. On error nothing changes.
-    status observe(const shape& shp, span<const float> x) {
+    /// Updates every channel's range with batch x, a strided view (core/strided.hpp) whose
+    /// dimension scheme.axis() indexes the channels (x.dim(axis) must equal channels); each
+    /// channel's batch range is kernels::min_max's over the elements with that index.
+    /// Errors: invalid scheme or not per_channel; state buffer too small; axis >= x.rank();
+    /// x.dim(axis) != channels; a non-finite value (named by its index in element order).
+    /// On error nothing changes.
+    status observe(strided_view<const float> x) {
         LOWBIT_DETAIL_TRY(check_config());
-        const result<quant_layout> l = make_layout(m_scheme, shp);
-        LOWBIT_DETAIL_TRY(l.status());
-        LOWBIT_DETAIL_CHECK(l->channels == m_channels, errc::size_mismatch, "shape[axis]", l->channels,
+        const std::size_t axis = m_scheme.axis();
+        LOWBIT_DETAIL_CHECK(axis < x.rank(), errc::out_of_range, "axis", axis, "must be < x.rank()");
+        LOWBIT_DETAIL_CHECK(x.dim(axis) == m_channels, errc::size_mismatch, "shape[axis]", x.dim(axis),
                             "must equal the observer's channel count");
-        LOWBIT_DETAIL_CHECK(x.size() == l->numel, errc::size_mismatch, "x.size()", x.size(), "must equal shape's numel");
-        float dummy_min = 0.0f, dummy_max = 0.0f;
-        LOWBIT_DETAIL_TRY(batch_min_max(x, dummy_min, dummy_max));  // finiteness, before any change
         if (x.empty()) return {};
+        float batch_min = 0.0f, batch_max = 0.0f;
+        LOWBIT_DETAIL_TRY(batch_min_max(x, batch_min, batch_max));  // finiteness, before any change
         const bool first = !Moving || m_stats.batches == 0;
         float* mins = m_state.data();
         float* maxs = m_state.data() + m_channels;
-        for (std::size_t c = 0; c < m_channels; ++c) {
-            float lo = std::numeric_limits<float>::infinity(), hi = -lo;
-            for (std::size_t o = 0; o < l->outer; ++o) {
-                const float* row = x.data() + (o * m_channels + c) * l->inner;
-                for (std::size_t i = 0; i < l->inner; ++i) {
-                    lo = row[i] < lo ? row[i] : lo;
-                    hi = row[i] > hi ? row[i] : hi;
-                }
-            }
+        const auto update = [&](std::size_t c, float lo, float hi) {
             if (first) {
                 mins[c] = Moving ? lo : (lo < mins[c] ? lo : mins[c]);
                 maxs[c] = Moving ? hi : (hi > maxs[c] ? hi : maxs[c]);
@@ -67,12 +61,44 @@ public:
                 mins[c] = moving_average(mins[c], lo, m_c);
                 maxs[c] = moving_average(maxs[c], hi, m_c);
             }
+        };
+        constexpr std::size_t stack_channels = 256;
+        if (x.is_contiguous() && m_channels <= stack_channels) {
+            // the per-channel kernel on the contiguous tensor (same ranges as channel by channel)
+            float lo[stack_channels], hi[stack_channels];
+            (void)kernels::min_max(x.dims(), axis, span<const float>(x.data(), x.size()), span<float>(lo, m_channels),
+                                   span<float>(hi, m_channels));
+            for (std::size_t c = 0; c < m_channels; ++c) update(c, lo[c], hi[c]);
+        } else {
+            for (std::size_t c = 0; c < m_channels; ++c) {
+                float lo = std::numeric_limits<float>::infinity(), hi = -lo;
+                x.select(axis, c)->for_each_chunk([&](const float* p, std::size_t n) {
+                    const min_max_range r = *kernels::min_max(span<const float>(p, n));
+                    lo = r.min < lo ? r.min : lo;
+                    hi = r.max > hi ? r.max : hi;
+                });
+                update(c, lo, hi);
+            }
         }
-        m_stats.min = dummy_min < m_stats.min ? dummy_min : m_stats.min;
-        m_stats.max = dummy_max > m_stats.max ? dummy_max : m_stats.max;
+        m_stats.min = batch_min < m_stats.min ? batch_min : m_stats.min;
+        m_stats.max = batch_max > m_stats.max ? batch_max : m_stats.max;
         m_stats.count += x.size();
         m_stats.batches += 1;
         return {};
+    }
+
+    /// observe() of the contiguous row-major tensor of shape `shp` in x. Errors: those of the
+    /// view overload, and rank > 8; axis >= shape.rank(); x.size() != the shape's numel.
+    status observe(const shape& shp, span<const float> x) {
+        LOWBIT_DETAIL_TRY(check_config());
+        const result<quant_layout> l = make_layout(m_scheme, shp);
+        LOWBIT_DETAIL_TRY(l.status());
+        LOWBIT_DETAIL_CHECK(l->channels == m_channels, errc::size_mismatch, "shape[axis]", l->channels,
+                            "must equal the observer's channel count");
+        LOWBIT_DETAIL_CHECK(x.size() == l->numel, errc::size_mismatch, "x.size()", x.size(), "must equal shape's numel");
+        const result<strided_view<const float>> v = strided_view<const float>::make(shp, x);
+        LOWBIT_DETAIL_TRY(v.status());
+        return observe(*v);
     }
 
     /// Per-channel choose_qparams into scales / zero_points (channels entries each).
