@@ -1,5 +1,5 @@
 #!/usr/bin/python3
-"""lowbit's SIMD kernels next to PyTorch's quantization ops, single thread, one table.
+"""lowbit's SIMD kernels and observers next to PyTorch's quantization ops, single thread.
 
 Times torch.quantize_per_tensor / quantize_per_channel / dequantize /
 fake_quantize_per_tensor_affine / fake_quantize_per_channel_affine (forward, and forward +
@@ -17,10 +17,22 @@ fake-quant saves the mask in the forward); for lowbit, the forward that also wri
 plus the backward from that mask (fake_quantize_f32_mask + fake_quantize_backward_masked_f32),
 times added. Its fraction of stream is the two stream times over the two kernel times.
 
+Observers (second part): torch.ao.quantization's MinMaxObserver, MovingAverageMinMaxObserver,
+PerChannelMinMaxObserver(ch_axis=0) on a [256, n / 256] tensor and HistogramObserver (forward,
+each called repeatedly on the same batch: the steady state) next to bench_observers' observe
+rows, and HistogramObserver.calculate_qparams (2048 bins, after one 1Mi N(0, 1) batch) next to
+bench_observers' qparams rows:
+
+    observer | elements | torch Gelem/s | lowbit Gelem/s | lowbit / torch | lowbit frac of stream
+    qparams  | torch ms | lowbit ms | torch / lowbit
+
 Usage (PyTorch 1.13 from Debian; use the system interpreter):
     /usr/bin/python3 benchmarks/compare_torch.py [build/release/benchmarks/bench_kernels]
-        [--markdown out.md] [--json kernels.json] [--repetitions 5] [--wall]
---json reads a bench_kernels JSON output (with --benchmark_repetitions) instead of running.
+        [--observers-bin build/release/benchmarks/bench_observers]
+        [--markdown out.md] [--json kernels.json] [--observers-json observers.json]
+        [--only kernels|observers] [--repetitions 5] [--wall]
+--json / --observers-json read a bench_kernels / bench_observers JSON output (with
+--benchmark_repetitions) instead of running the program.
 """
 
 import argparse
@@ -120,10 +132,58 @@ LOWBIT = {
 
 UNIT_SECONDS = {"ns": 1e-9, "us": 1e-6, "ms": 1e-3, "s": 1.0}
 
+QPARAMS_BATCH = 1 << 20  # the qparams rows observe one batch of this size first (as bench_observers)
+
+
+def torch_observer_cases(n):
+    """(observer row, callable) for size n: each observer is fed the same batch repeatedly."""
+    from torch.ao.quantization import (HistogramObserver, MinMaxObserver, MovingAverageMinMaxObserver,
+                                       PerChannelMinMaxObserver)
+    g = torch.Generator().manual_seed(1)
+    x = torch.randn(n, generator=g)
+    x2 = x.view(CHANNELS, n // CHANNELS)
+    mm = MinMaxObserver()
+    mam = MovingAverageMinMaxObserver()
+    pc = PerChannelMinMaxObserver(ch_axis=0)
+    hist = HistogramObserver()  # 2048 bins, quint8 (bench_observers: u8, 2048 bins)
+    return [
+        ("MinMaxObserver", lambda: mm(x)),
+        ("MovingAverageMinMaxObserver", lambda: mam(x)),
+        ("PerChannelMinMaxObserver(ch_axis=0)", lambda: pc(x2)),
+        ("HistogramObserver forward", lambda: hist(x)),
+    ]
+
+
+# torch observer row -> [(label, bench_observers benchmark)]: one table line per pair.
+LOWBIT_OBSERVERS = {
+    "MinMaxObserver": [("", "minmax/observe")],
+    "MovingAverageMinMaxObserver": [("", "moving_average_minmax/observe")],
+    "PerChannelMinMaxObserver(ch_axis=0)": [("", "per_channel_minmax/observe")],
+    "HistogramObserver forward": [(" [lowbit torch_1_13 mode]", "histogram_torch_1_13/observe"),
+                                  (" [lowbit corrected mode]", "histogram/observe")],
+}
+LOWBIT_QPARAMS = [(" [lowbit torch_1_13 mode]", "histogram_torch_1_13/qparams"),
+                  (" [lowbit corrected mode]", "histogram/qparams")]
+
 
 def run_bench_kernels(binary, repetitions):
     names = sorted({b for bs in LOWBIT.values() for b in bs})
     pattern = "^(" + "|".join(re.escape(n) for n in names) + ")/"
+    fd, path = tempfile.mkstemp(suffix=".json")
+    os.close(fd)
+    cmd = [binary, f"--benchmark_filter={pattern}", f"--benchmark_repetitions={repetitions}",
+           "--benchmark_report_aggregates_only=true", f"--benchmark_out={path}", "--benchmark_out_format=json"]
+    print("running:", " ".join(cmd), file=sys.stderr)
+    subprocess.run(cmd, check=True, stdout=sys.stderr)
+    with open(path) as f:
+        data = json.load(f)
+    os.unlink(path)
+    return data
+
+
+def run_bench_observers(binary, repetitions):
+    names = sorted({b for bs in LOWBIT_OBSERVERS.values() for _, b in bs} | {b for _, b in LOWBIT_QPARAMS})
+    pattern = "^(" + "|".join(re.escape(n) for n in names) + ")(/|$)"
     fd, path = tempfile.mkstemp(suffix=".json")
     os.close(fd)
     cmd = [binary, f"--benchmark_filter={pattern}", f"--benchmark_repetitions={repetitions}",
@@ -147,7 +207,10 @@ def lowbit_results(data, wall):
         parts = b["run_name"].split("/")  # name[/sub]/n[/real_time]
         if parts[-1] == "real_time":
             parts = parts[:-1]
-        name, n = "/".join(parts[:-1]), int(parts[-1])
+        if parts[-1].isdigit():
+            name, n = "/".join(parts[:-1]), int(parts[-1])
+        else:  # an unsized row (bench_observers' <observer>/qparams)
+            name, n = "/".join(parts), None
         t = (b["real_time"] if wall else b["cpu_time"]) * UNIT_SECONDS[b["time_unit"]]
         key = (name, n)
         if b.get("run_type") == "aggregate" or key not in out:
@@ -155,18 +218,32 @@ def lowbit_results(data, wall):
     return out
 
 
-def main():
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("bench_kernels", nargs="?", default="build/release/benchmarks/bench_kernels")
-    ap.add_argument("--markdown", metavar="OUT.md", help="also write the table as markdown")
-    ap.add_argument("--json", metavar="FILE", help="read this bench_kernels JSON instead of running it")
-    ap.add_argument("--repetitions", type=int, default=5)
-    ap.add_argument("--wall", action="store_true", help="wall-clock time on both sides (default: thread CPU time)")
-    args = ap.parse_args()
+def format_table(header, table):
+    widths = [max(len(h), *(len(r[i]) for r in table)) for i, h in enumerate(header)]
+    fmt = lambda r: "  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(r, widths)))
+    return [fmt(header), "  ".join("-" * w for w in widths)] + [fmt(r) for r in table]
 
-    torch.set_num_threads(1)
-    clock = time.perf_counter if args.wall else time.thread_time
 
+def markdown_table(header, table):
+    lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" if i == 0 else "---:" for i in range(len(header))) + "|"]
+    return lines + ["| " + " | ".join(r) + " |" for r in table]
+
+
+def throughput_row(op, n, t_torch, parts):
+    """One line: torch seconds per call; parts = [(lowbit seconds, frac_of_stream)] or None."""
+    g_torch = n / t_torch / 1e9
+    g_low = frac = None
+    if parts is not None and None not in parts:
+        t_low = sum(t for t, _ in parts)
+        g_low = n / t_low / 1e9
+        if None not in [f for _, f in parts]:  # stream time = kernel time * frac
+            frac = sum(t * f for t, f in parts) / t_low
+    return [op, size_label(n), f"{g_torch:.3f}", f"{g_low:.2f}" if g_low else "-",
+            f"{g_low / g_torch:.1f}x" if g_low else "-", f"{frac:.2f}" if frac is not None else "-"]
+
+
+def kernel_tables(args, clock):
+    data = None
     if args.json:
         with open(args.json) as f:
             data = json.load(f)
@@ -184,32 +261,80 @@ def main():
     table = []
     for op, benches in LOWBIT.items():  # op-major, sizes ascending
         for n in SIZES:
-            g_torch = n / torch_seconds[(op, n)] / 1e9
             parts = [lowbit.get((b, n)) for b in benches]
-            g_low = frac = None
-            if None not in parts:
-                t_low = sum(t for t, _ in parts)
-                g_low = n / t_low / 1e9
-                if None not in [f for _, f in parts]:  # stream time = kernel time * frac
-                    frac = sum(t * f for t, f in parts) / t_low
-            table.append([op, size_label(n), f"{g_torch:.3f}", f"{g_low:.2f}" if g_low else "-",
-                          f"{g_low / g_torch:.1f}x" if g_low else "-", f"{frac:.2f}" if frac is not None else "-"])
+            table.append(throughput_row(op, n, torch_seconds[(op, n)], parts))
+    return [(header, table)]
 
-    widths = [max(len(h), *(len(r[i]) for r in table)) for i, h in enumerate(header)]
-    fmt = lambda r: "  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(r, widths)))
-    print(fmt(header))
-    print("  ".join("-" * w for w in widths))
-    for r in table:
-        print(fmt(r))
+
+def observer_tables(args, clock):
+    if args.observers_json:
+        with open(args.observers_json) as f:
+            data = json.load(f)
+    else:
+        data = run_bench_observers(args.observers_bin, args.repetitions)
+    lowbit = lowbit_results(data, args.wall)
+
+    torch_seconds = {}
+    for n in SIZES:
+        for op, fn in torch_observer_cases(n):
+            print(f"torch: {op} {size_label(n)}", file=sys.stderr)
+            torch_seconds[(op, n)] = time_torch(fn, clock)
+    header = ["observer", "elements", "torch Gelem/s", "lowbit Gelem/s", "lowbit / torch", "lowbit frac of stream"]
+    table = []
+    for op, pairs in LOWBIT_OBSERVERS.items():
+        for label, bench in pairs:
+            for n in SIZES:
+                table.append(throughput_row(op + label, n, torch_seconds[(op, n)], [lowbit.get((bench, n))]))
+
+    from torch.ao.quantization import HistogramObserver
+    g = torch.Generator().manual_seed(1)
+    hist = HistogramObserver()
+    hist(torch.randn(QPARAMS_BATCH, generator=g))
+    print("torch: HistogramObserver.calculate_qparams", file=sys.stderr)
+    t_torch = time_torch(hist.calculate_qparams, clock)
+    qheader = ["qparams (2048 bins, after 1Mi N(0,1))", "torch ms", "lowbit ms", "torch / lowbit"]
+    qtable = []
+    for label, bench in LOWBIT_QPARAMS:
+        r = lowbit.get((bench, None))
+        t_low = r[0] if r else None
+        qtable.append(["HistogramObserver.calculate_qparams" + label, f"{t_torch * 1e3:.3f}",
+                       f"{t_low * 1e3:.4f}" if t_low else "-", f"{t_torch / t_low:.0f}x" if t_low else "-"])
+    return [(header, table), (qheader, qtable)]
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("bench_kernels", nargs="?", default="build/release/benchmarks/bench_kernels")
+    ap.add_argument("--observers-bin", default="build/release/benchmarks/bench_observers",
+                    help="the bench_observers program (default: %(default)s)")
+    ap.add_argument("--markdown", metavar="OUT.md", help="also write the tables as markdown")
+    ap.add_argument("--json", metavar="FILE", help="read this bench_kernels JSON instead of running it")
+    ap.add_argument("--observers-json", metavar="FILE", help="read this bench_observers JSON instead of running it")
+    ap.add_argument("--only", choices=["kernels", "observers"], help="compare only kernels or only observers")
+    ap.add_argument("--repetitions", type=int, default=5)
+    ap.add_argument("--wall", action="store_true", help="wall-clock time on both sides (default: thread CPU time)")
+    args = ap.parse_args()
+
+    torch.set_num_threads(1)
+    clock = time.perf_counter if args.wall else time.thread_time
+
+    tables = []
+    if args.only != "observers":
+        tables += kernel_tables(args, clock)
+    if args.only != "kernels":
+        tables += observer_tables(args, clock)
+
+    for i, (header, table) in enumerate(tables):
+        if i:
+            print()
+        print("\n".join(format_table(header, table)))
 
     if args.markdown:
         clock_name = "wall-clock" if args.wall else "thread CPU"
         with open(args.markdown, "w") as f:
-            f.write(f"Single thread, {clock_name} time, medians; torch {torch.__version__}.\n\n")
-            f.write("| " + " | ".join(header) + " |\n")
-            f.write("|" + "|".join("---" if i == 0 else "---:" for i in range(len(header))) + "|\n")
-            for r in table:
-                f.write("| " + " | ".join(r) + " |\n")
+            f.write(f"Single thread, {clock_name} time, medians; torch {torch.__version__}.\n")
+            for header, table in tables:
+                f.write("\n" + "\n".join(markdown_table(header, table)) + "\n")
         print(f"markdown written to {args.markdown}", file=sys.stderr)
 
 

@@ -48,8 +48,25 @@ public:
         LOWBIT_DETAIL_CHECK(x.dim(axis) == m_channels, errc::size_mismatch, "shape[axis]", x.dim(axis),
                             "must equal the observer's channel count");
         if (x.empty()) return {};
-        float batch_min = 0.0f, batch_max = 0.0f;
-        LOWBIT_DETAIL_TRY(batch_min_max(x, batch_min, batch_max));  // finiteness, before any change
+        constexpr std::size_t stack_channels = 256;
+        const bool one_pass = x.is_contiguous() && m_channels <= stack_channels;
+        float ch_lo[stack_channels], ch_hi[stack_channels];
+        float batch_min = std::numeric_limits<float>::infinity(), batch_max = -batch_min;
+        if (one_pass) {
+            // the per-channel kernel on the contiguous tensor (same ranges as channel by channel);
+            // a NaN or Inf shows in some channel's range, and the batch range is the channels'
+            (void)kernels::min_max(x.dims(), axis, span<const float>(x.data(), x.size()), span<float>(ch_lo, m_channels),
+                                   span<float>(ch_hi, m_channels));
+            bool finite = true;
+            for (std::size_t c = 0; c < m_channels; ++c) {
+                finite = finite && is_finite(ch_lo[c]) && is_finite(ch_hi[c]);
+                batch_min = ch_lo[c] < batch_min ? ch_lo[c] : batch_min;
+                batch_max = ch_hi[c] > batch_max ? ch_hi[c] : batch_max;
+            }
+            if (!finite) LOWBIT_DETAIL_TRY(batch_min_max(x, batch_min, batch_max));  // names the index
+        } else {
+            LOWBIT_DETAIL_TRY(batch_min_max(x, batch_min, batch_max));  // finiteness, before any change
+        }
         const bool first = !Moving || m_stats.batches == 0;
         float* mins = m_state.data();
         float* maxs = m_state.data() + m_channels;
@@ -62,13 +79,8 @@ public:
                 maxs[c] = moving_average(maxs[c], hi, m_c);
             }
         };
-        constexpr std::size_t stack_channels = 256;
-        if (x.is_contiguous() && m_channels <= stack_channels) {
-            // the per-channel kernel on the contiguous tensor (same ranges as channel by channel)
-            float lo[stack_channels], hi[stack_channels];
-            (void)kernels::min_max(x.dims(), axis, span<const float>(x.data(), x.size()), span<float>(lo, m_channels),
-                                   span<float>(hi, m_channels));
-            for (std::size_t c = 0; c < m_channels; ++c) update(c, lo[c], hi[c]);
+        if (one_pass) {
+            for (std::size_t c = 0; c < m_channels; ++c) update(c, ch_lo[c], ch_hi[c]);
         } else {
             for (std::size_t c = 0; c < m_channels; ++c) {
                 float lo = std::numeric_limits<float>::infinity(), hi = -lo;
