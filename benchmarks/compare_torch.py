@@ -26,13 +26,23 @@ bench_observers' qparams rows:
     observer | elements | torch Gelem/s | lowbit Gelem/s | lowbit / torch | lowbit frac of stream
     qparams  | torch ms | lowbit ms | torch / lowbit
 
+QAT (third part): forward + backward through autograd (x, and the learnable ops' scale and
+zero point, requires_grad; y.backward(dy)) of torch.fake_quantize_per_tensor_affine (u8,
+scale 0.03, zero point 131), fake_quantize_per_channel_affine (s8, [256, n / 256], axis 0),
+_fake_quantize_learnable_per_tensor_affine / _per_channel_affine (LSQ, grad factor
+1 / sqrt(n * qmax)), torch.ao.quantization.FakeQuantize() (observer on), and the forward of
+torch.fused_moving_avg_obs_fake_quant, next to bench_quant's rows (one line per lowbit row):
+
+    QAT op | elements | torch Gelem/s | lowbit Gelem/s | lowbit / torch | lowbit frac of stream
+
 Usage (PyTorch 1.13 from Debian; use the system interpreter):
     /usr/bin/python3 benchmarks/compare_torch.py [build/release/benchmarks/bench_kernels]
         [--observers-bin build/release/benchmarks/bench_observers]
+        [--quant-bin build/release/benchmarks/bench_quant]
         [--markdown out.md] [--json kernels.json] [--observers-json observers.json]
-        [--only kernels|observers] [--repetitions 5] [--wall]
---json / --observers-json read a bench_kernels / bench_observers JSON output (with
---benchmark_repetitions) instead of running the program.
+        [--quant-json quant.json] [--only kernels|observers|quant] [--repetitions 5] [--wall]
+--json / --observers-json / --quant-json read a bench_kernels / bench_observers / bench_quant
+JSON output (with --benchmark_repetitions) instead of running the program.
 """
 
 import argparse
@@ -164,6 +174,104 @@ LOWBIT_OBSERVERS = {
 }
 LOWBIT_QPARAMS = [(" [lowbit torch_1_13 mode]", "histogram_torch_1_13/qparams"),
                   (" [lowbit corrected mode]", "histogram/qparams")]
+
+
+QUANT_SCALE, QUANT_ZP = 0.03, 131  # u8 per tensor (as bench_quant)
+
+
+def torch_quant_cases(n):
+    """(QAT row, callable) for size n: forward + backward through autograd (the fused op:
+    forward only). The tensors are built once per size."""
+    import math
+    from torch.ao.quantization import FakeQuantize
+    g = torch.Generator().manual_seed(1)
+    x = torch.randn(n, generator=g)
+    dy = torch.randn(n, generator=g)
+    x2 = x.view(CHANNELS, n // CHANNELS)
+    dy2 = dy.view(CHANNELS, n // CHANNELS)
+    c = torch.arange(CHANNELS)
+    scales = 0.02 + 0.0001 * (c % 97).to(torch.float32)  # as bench_quant's channel_params
+    zps32 = ((c % 11) - 5).to(torch.int32)
+    xg = x.clone().requires_grad_()
+    x2g = x2.clone().requires_grad_()
+    s_t = torch.tensor([QUANT_SCALE], requires_grad=True)
+    z_t = torch.tensor([float(QUANT_ZP)], requires_grad=True)
+    s_c = scales.clone().requires_grad_()
+    z_c = zps32.to(torch.float32).requires_grad_()
+    g_t = 1.0 / math.sqrt(n * 255)  # LSQ's grad scaling (bench_quant: lsq_grad_factor(n, qmax))
+    g_c = 1.0 / math.sqrt(n * 127)
+    fq_mod = FakeQuantize()  # MovingAverageMinMaxObserver, quint8 0..255, observer on
+    fq_mod(x)  # first batch sets the range (bench_quant does the same, untimed)
+    on = torch.tensor([1], dtype=torch.long)
+    run_min, run_max = torch.tensor(float("inf")), torch.tensor(float("-inf"))
+    f_scale, f_zp = torch.tensor([1.0]), torch.tensor([0], dtype=torch.int32)
+
+    def zero(*ts):
+        for t in ts:
+            t.grad = None
+
+    def fq():
+        torch.fake_quantize_per_tensor_affine(xg, QUANT_SCALE, QUANT_ZP, 0, 255).backward(dy)
+        zero(xg)
+
+    def fq_pc():
+        torch.fake_quantize_per_channel_affine(x2g, scales, zps32, 0, -128, 127).backward(dy2)
+        zero(x2g)
+
+    def fq_module():
+        fq_mod(xg).backward(dy)
+        zero(xg)
+
+    def lsq():
+        torch._fake_quantize_learnable_per_tensor_affine(xg, s_t, z_t, 0, 255, g_t).backward(dy)
+        zero(xg, s_t, z_t)
+
+    def lsq_pc():
+        torch._fake_quantize_learnable_per_channel_affine(x2g, s_c, z_c, 0, -128, 127, g_c).backward(dy2)
+        zero(x2g, s_c, z_c)
+
+    def fused():
+        torch.fused_moving_avg_obs_fake_quant(x, on, on, run_min, run_max, f_scale, f_zp, 0.01, 0, 255, 0,
+                                              False, False)
+
+    return [
+        ("fake_quantize_per_tensor_affine u8 fwd+bwd", fq),
+        ("fake_quantize_per_channel_affine s8 fwd+bwd", fq_pc),
+        ("FakeQuantize() module (observer on) fwd+bwd", fq_module),
+        ("_fake_quantize_learnable_per_tensor_affine fwd+bwd", lsq),
+        ("_fake_quantize_learnable_per_channel_affine fwd+bwd", lsq_pc),
+        ("fused_moving_avg_obs_fake_quant fwd", fused),
+    ]
+
+
+# torch QAT row -> [(label, bench_quant benchmark)]: one table line per pair.
+LOWBIT_QUANT = {
+    "fake_quantize_per_tensor_affine u8 fwd+bwd": [(" [lowbit module, kept mask]", "fake_quantize_module/fwd_bwd_mask"),
+                                                   (" [lowbit module, recompute]",
+                                                    "fake_quantize_module/fwd_bwd_recompute")],
+    "fake_quantize_per_channel_affine s8 fwd+bwd": [
+        (" [lowbit module, kept mask]", "fake_quantize_module_per_channel/fwd_bwd_mask"),
+        (" [lowbit module, recompute]", "fake_quantize_module_per_channel/fwd_bwd_recompute")],
+    "FakeQuantize() module (observer on) fwd+bwd": [(" [kept mask]", "fake_quantize_module_observing/fwd_bwd_mask")],
+    "_fake_quantize_learnable_per_tensor_affine fwd+bwd": [("", "lsq/fwd_bwd")],
+    "_fake_quantize_learnable_per_channel_affine fwd+bwd": [("", "lsq_per_channel/fwd_bwd")],
+    "fused_moving_avg_obs_fake_quant fwd": [(" [with mask]", "fused_moving_avg_obs_fake_quant/fwd_mask")],
+}
+
+
+def run_bench_quant(binary, repetitions):
+    names = sorted({b for bs in LOWBIT_QUANT.values() for _, b in bs})
+    pattern = "^(" + "|".join(re.escape(n) for n in names) + ")/"
+    fd, path = tempfile.mkstemp(suffix=".json")
+    os.close(fd)
+    cmd = [binary, f"--benchmark_filter={pattern}", f"--benchmark_repetitions={repetitions}",
+           "--benchmark_report_aggregates_only=true", f"--benchmark_out={path}", "--benchmark_out_format=json"]
+    print("running:", " ".join(cmd), file=sys.stderr)
+    subprocess.run(cmd, check=True, stdout=sys.stderr)
+    with open(path) as f:
+        data = json.load(f)
+    os.unlink(path)
+    return data
 
 
 def run_bench_kernels(binary, repetitions):
@@ -302,15 +410,41 @@ def observer_tables(args, clock):
     return [(header, table), (qheader, qtable)]
 
 
+def quant_tables(args, clock):
+    if args.quant_json:
+        with open(args.quant_json) as f:
+            data = json.load(f)
+    else:
+        data = run_bench_quant(args.quant_bin, args.repetitions)
+    lowbit = lowbit_results(data, args.wall)
+
+    torch_seconds = {}
+    for n in SIZES:
+        for op, fn in torch_quant_cases(n):
+            print(f"torch: {op} {size_label(n)}", file=sys.stderr)
+            torch_seconds[(op, n)] = time_torch(fn, clock)
+    header = ["QAT op", "elements", "torch Gelem/s", "lowbit Gelem/s", "lowbit / torch", "lowbit frac of stream"]
+    table = []
+    for op, pairs in LOWBIT_QUANT.items():
+        for label, bench in pairs:
+            for n in SIZES:
+                table.append(throughput_row(op + label, n, torch_seconds[(op, n)], [lowbit.get((bench, n))]))
+    return [(header, table)]
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("bench_kernels", nargs="?", default="build/release/benchmarks/bench_kernels")
     ap.add_argument("--observers-bin", default="build/release/benchmarks/bench_observers",
                     help="the bench_observers program (default: %(default)s)")
+    ap.add_argument("--quant-bin", default="build/release/benchmarks/bench_quant",
+                    help="the bench_quant program (default: %(default)s)")
     ap.add_argument("--markdown", metavar="OUT.md", help="also write the tables as markdown")
     ap.add_argument("--json", metavar="FILE", help="read this bench_kernels JSON instead of running it")
     ap.add_argument("--observers-json", metavar="FILE", help="read this bench_observers JSON instead of running it")
-    ap.add_argument("--only", choices=["kernels", "observers"], help="compare only kernels or only observers")
+    ap.add_argument("--quant-json", metavar="FILE", help="read this bench_quant JSON instead of running it")
+    ap.add_argument("--only", choices=["kernels", "observers", "quant"],
+                    help="compare only kernels, only observers or only the QAT ops")
     ap.add_argument("--repetitions", type=int, default=5)
     ap.add_argument("--wall", action="store_true", help="wall-clock time on both sides (default: thread CPU time)")
     args = ap.parse_args()
@@ -319,10 +453,12 @@ def main():
     clock = time.perf_counter if args.wall else time.thread_time
 
     tables = []
-    if args.only != "observers":
+    if args.only in (None, "kernels"):
         tables += kernel_tables(args, clock)
-    if args.only != "kernels":
+    if args.only in (None, "observers"):
         tables += observer_tables(args, clock)
+    if args.only in (None, "quant"):
+        tables += quant_tables(args, clock)
 
     for i, (header, table) in enumerate(tables):
         if i:

@@ -4,7 +4,7 @@
 //
 // Golden comparisons are exact (float bits) for y, dx and every per-element scale /
 // zero-point gradient term. torch's reduced dscale / dzero_point come from a float32 cascade
-// sum whose order lowbit does not reproduce (lowbit sums in double and rounds once); they are
+// sum whose order lowbit does not reproduce (lowbit sums in double, lane-blocked, and rounds once); they are
 // compared with the float32 summation error bound (n - 1) * 2^-24 * sum|terms| + 1 ulp, and
 // lowbit's sum is also checked exactly against the double sum of torch's own terms.
 #include "lowbit_catch.hpp"
@@ -137,10 +137,13 @@ struct tally {
     }
 };
 
-// float(sum in double, in index order) of some terms: what lowbit's reduction gives.
+// float(sum in double, lane-blocked) of some terms: what lowbit's reduction gives (file
+// comment of learnable.hpp): term k into double partial k mod 16, partials added in order.
 float double_sum(const std::vector<float>& t) {
+    double p[16] = {};
+    for (std::size_t k = 0; k < t.size(); ++k) p[k % 16] += static_cast<double>(t[k]);
     double s = 0.0;
-    for (float v : t) s += static_cast<double>(v);
+    for (double v : p) s += v;
     return static_cast<float>(s);
 }
 

@@ -15,7 +15,7 @@
 //      if observer enabled:   observer.observe(x); (scale, zero_point) = observer's qparams
 //      if fake-quant enabled: y = fake_quantize_per_{tensor,channel}_affine(x, scale, zero_point)
 //      else                   y = x (the mask, if asked for, is all ones)
-//    backward, torch's autograd of that: dx = dy * mask with the clip mask of the qparams used
+//    backward, torch's autograd of that: dx = mask ? dy : dy * 0 with the clip mask of the qparams used
 //    by the forward (closed range, core/fake_quantize.hpp); dx = dy (a copy) when fake-quant
 //    was disabled in the forward. The mask is either kept by the forward (x.size() bytes in a
 //    caller buffer, then backward_masked: one read of 1 byte + 4 bytes per element) or
@@ -224,7 +224,7 @@ public:
     // ---- backward ----
 
     /// Straight-through backward recomputing the mask from x with the current qparams:
-    /// dx = dy * mask(x) (a NaN dy stays NaN), or dx = dy if the last forward had fake-quant
+    /// dx = mask(x) ? dy : dy * 0 (a NaN dy stays NaN), or dx = dy if the last forward had fake-quant
     /// disabled. dx may alias dy exactly. Errors: sizes.
     status backward(span<const float> x, span<const float> dy, span<float> dx) const {
         static_assert(!per_channel, "lowbit::fake_quantize: per-channel backward needs the tensor's shape");
@@ -255,7 +255,7 @@ public:
         }
     }
 
-    /// Straight-through backward from the mask the forward kept: dx = dy * (mask ? 1 : 0)
+    /// Straight-through backward from the mask the forward kept: dx = mask ? dy : dy * 0
     /// (a forward with fake-quant disabled kept all ones). dx may alias dy. Errors: sizes.
     status backward_masked(span<const std::uint8_t> mask, span<const float> dy, span<float> dx) const {
         return kernels::fake_quantize_backward_masked(mask, dy, dx);

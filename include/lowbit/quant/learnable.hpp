@@ -22,7 +22,7 @@
 //     r  = rint(fma(x, inv, zb))                             (zb added before rounding)
 //     r < qmin:  dx = dy * 0,  ds = (dy * (qmin - zb)) * g,  dz = ((-dy) * s) * g
 //     r > qmax:  dx = dy * 0,  ds = (dy * (qmax - zb)) * g,  dz = ((-dy) * s) * g
-//     else:      dx = dy * 1,  ds = ((dy * fma(r - zb, s, -x)) * inv) * g,  dz = +0
+//     else:      dx = dy,      ds = ((dy * fma(r - zb, s, -x)) * inv) * g,  dz = +0
 // g is the grad factor: 1, or with LSQ's gradient scaling 1 / sqrt(numel * qmax) in double,
 // rounded to float (lsq_grad_factor; numel is the whole tensor's, also per channel, as
 // torch.ao.quantization._LearnableFakeQuantize). These are the derivatives of the
@@ -35,10 +35,19 @@
 // dscale = sum(ds), dzero_point = sum(dz): per tensor over all elements, per channel over all
 // axes but the channel axis. torch sums its per-element float vectors with Tensor.sum(), a
 // float32 cascade whose order is an implementation detail; lowbit accumulates the float terms
-// in double and rounds once (deterministic, independent of order, within half an ulp of the
-// exact sum for fewer than 2^29 terms). The two agree within the float32 summation error bound
+// in double in a fixed lane-blocked order and rounds once to float: term k of a channel (k
+// counting its elements in memory order from 0) is added to double partial sum k mod 16
+// (partials start at +0), then the 16 partials are added in order 0, 1, ..., 15 (double) and
+// the total rounded to float (lsq_sum_lanes; the SIMD path reproduces this order exactly, so
+// every ISA gives the same bits). The two agree within the float32 summation error bound
 // (n - 1) * 2^-24 * sum|terms| (+ 1 ulp), which the golden test checks; the per-element terms
 // are checked bit for bit.
+//
+// Speed: the backward runs a SIMD loop (xsimd, kernels::default_arch of the including
+// translation unit) when that arch has a real fused multiply-add (AVX2 + FMA3, AVX-512), bit
+// for bit the scalar spec lsq_element::grad per element and the sums above; elsewhere (SSE2,
+// SSE4, no xsimd) the scalar loop. The forward is kernels::fake_quantize (bit-identical to
+// the scalar quantizer) per run of one channel.
 //
 // Scale positivity. A learned scale can cross zero. Two ways are offered:
 //   - clamp to eps (torch's _LearnableFakeQuantize: scale.clamp_(min=eps) before each forward,
@@ -63,6 +72,7 @@
 #include <cmath>
 #include <cstddef>
 #include <cstdint>
+#include <type_traits>
 
 #include "../core/layout.hpp"
 #include "../core/quantize.hpp"
@@ -70,6 +80,8 @@
 #include "../core/scheme.hpp"
 #include "../core/span.hpp"
 #include "../core/status.hpp"
+#include "../kernels/arch.hpp"
+#include "../kernels/fake_quantize.hpp"
 
 namespace lowbit {
 
@@ -163,7 +175,7 @@ struct lsq_element {
             g.dzero_point = ((-dy) * scale) * grad_factor;
             g.dscale = (dy * (bound - zero_point)) * grad_factor;
         } else {
-            g.dx = dy * 1.0f;
+            g.dx = dy;  // not dy * 1.0f: a select keeps a signalling NaN's bits at every -O (core pass_gradient)
             g.dzero_point = 0.0f;
             const float diff = std::fma(r - zero_point, scale, -x);
             g.dscale = ((dy * diff) * inv_scale) * grad_factor;  // products only: nothing to contract
@@ -223,9 +235,123 @@ result<quant_layout> prepare(const Scheme& s, const shape& shp, span<const float
     return l;
 }
 
+// The dscale / dzero_point reduction order (file comment): 16 double partials.
+constexpr std::size_t sum_lanes = 16;
+
+struct partial_sums {
+    double ds[sum_lanes] = {};
+    double dz[sum_lanes] = {};
+    double total_ds() const noexcept {
+        double t = 0.0;
+        for (std::size_t j = 0; j < sum_lanes; ++j) t += ds[j];
+        return t;
+    }
+    double total_dz() const noexcept {
+        double t = 0.0;
+        for (std::size_t j = 0; j < sum_lanes; ++j) t += dz[j];
+        return t;
+    }
+};
+
+// The spec: elements [0, n) of a run whose first term is term number `lane` (mod 16) of its
+// channel. Returns the lane of the term after the run.
+inline std::size_t backward_run_scalar(const lsq_element& e, const float* x, const float* dy, float* dx,
+                                       std::size_t n, partial_sums& p, std::size_t lane) noexcept {
+    for (std::size_t i = 0; i < n; ++i) {
+        const lsq_grad g = e.grad(x[i], dy[i]);  // read before dx is written
+        dx[i] = g.dx;
+        p.ds[lane] += static_cast<double>(g.dscale);
+        p.dz[lane] += static_cast<double>(g.dzero_point);
+        lane = (lane + 1) % sum_lanes;
+    }
+    return lane;
+}
+
+#if LOWBIT_HAS_XSIMD
+// Archs whose xsimd::fma is a fused multiply-add instruction (on SSE2 / SSE4 / plain AVX2 it
+// is x * y + z, rounded twice).
+template <class A>
+constexpr bool has_fused_fma() noexcept {
+    return std::is_base_of<xsimd::avx512f, A>::value || std::is_base_of<xsimd::fma3<xsimd::avx2>, A>::value;
+}
+
+// 16 elements (16 / L registers) at lane 0: dx written, the float terms stored to ds / dz.
+template <class A>
+LOWBIT_FORCE_INLINE void backward_block(const lsq_element& e, const float* x, const float* dy, float* dx, float* ds,
+                                        float* dz) noexcept {
+    using B = xsimd::batch<float, A>;
+    constexpr std::size_t L = B::size;
+    const B inv(e.inv_scale), zb(e.zero_point), sc(e.scale), lo(e.qmin), hi(e.qmax), g(e.grad_factor);
+    const B below_span(e.qmin - e.zero_point), above_span(e.qmax - e.zero_point);  // float subtractions, as the spec
+    const B zero(0.0f);
+    for (std::size_t j = 0; j < sum_lanes; j += L) {
+        const B xv = B::load_unaligned(x + j), dyv = B::load_unaligned(dy + j);
+        const B r = xsimd::nearbyint(xsimd::fma(xv, inv, zb));  // ties to even, as round_half_even
+        const auto below = r < lo, above = r > hi;
+        const auto clip = below | above;
+        const auto nan = xsimd::isnan(xv);  // unordered compare (xsimd's != is ordered on AVX-512)
+        const B dxv = xsimd::select(clip | nan, dyv * zero, dyv);
+        B dzv = xsimd::select(clip, ((-dyv) * sc) * g, zero);
+        const B ds_in = ((dyv * xsimd::fma(r - zb, sc, -xv)) * inv) * g;
+        const B ds_clip = (dyv * xsimd::select(below, below_span, above_span)) * g;
+        B dsv = xsimd::select(clip, ds_clip, ds_in);
+        dsv = xsimd::select(nan, xv, dsv);
+        dzv = xsimd::select(nan, xv, dzv);
+        dxv.store_unaligned(dx + j);
+        dsv.store_aligned(ds + j);
+        dzv.store_aligned(dz + j);
+    }
+}
+
+// A run starting at lane 0, SIMD; returns the lane after it. Same bits as backward_run_scalar.
+template <class A>
+std::size_t backward_run_simd(const lsq_element& e, const float* x, const float* dy, float* dx, std::size_t n,
+                              partial_sums& p) noexcept {
+    alignas(64) float ds[sum_lanes], dz[sum_lanes];
+    std::size_t i = 0;
+    for (; i + sum_lanes <= n; i += sum_lanes) {
+        backward_block<A>(e, x + i, dy + i, dx + i, ds, dz);
+        for (std::size_t j = 0; j < sum_lanes; ++j) {
+            p.ds[j] += static_cast<double>(ds[j]);
+            p.dz[j] += static_cast<double>(dz[j]);
+        }
+    }
+    const std::size_t rem = n - i;
+    if (rem != 0) {
+        alignas(64) float xt[sum_lanes] = {}, dyt[sum_lanes] = {}, dxt[sum_lanes];
+        for (std::size_t j = 0; j < rem; ++j) {
+            xt[j] = x[i + j];
+            dyt[j] = dy[i + j];
+        }
+        backward_block<A>(e, xt, dyt, dxt, ds, dz);
+        for (std::size_t j = 0; j < rem; ++j) {
+            dx[i + j] = dxt[j];
+            p.ds[j] += static_cast<double>(ds[j]);
+            p.dz[j] += static_cast<double>(dz[j]);
+        }
+    }
+    return rem;
+}
+#endif
+
+// One run of a channel: the SIMD loop where Arch has a fused multiply-add and the run starts
+// at lane 0, else the spec.
+template <class Arch>
+std::size_t backward_run(const lsq_element& e, const float* x, const float* dy, float* dx, std::size_t n,
+                         partial_sums& p, std::size_t lane) noexcept {
+#if LOWBIT_HAS_XSIMD
+    if constexpr (!std::is_same<Arch, kernels::scalar_arch>::value) {
+        if constexpr (has_fused_fma<Arch>()) {
+            if (lane == 0) return backward_run_simd<Arch>(e, x, dy, dx, n, p);
+        }
+    }
+#endif
+    return backward_run_scalar(e, x, dy, dx, n, p, lane);
+}
+
 // The backward over a layout, channel by channel (no buffer): writes dx and calls
-// done(c, sum of ds, sum of dz) per channel, sums accumulated in double.
-template <class Done>
+// done(c, sum of ds, sum of dz) per channel, summed in double in the lane-blocked order.
+template <class Arch = kernels::default_arch, class Done>
 void backward_channels(const quant_layout& lay, span<const float> scales, span<const float> zero_points,
                        std::int32_t qmin, std::int32_t qmax, float grad_factor, span<const float> x,
                        span<const float> dy, span<float> dx, Done done) noexcept {
@@ -234,17 +360,13 @@ void backward_channels(const quant_layout& lay, span<const float> scales, span<c
     const std::size_t inner = per_channel ? lay.inner : lay.numel;
     for (std::size_t c = 0; c < channels; ++c) {
         const lsq_element e = lsq_element::make(scales[c], zero_points[c], qmin, qmax, grad_factor, per_channel);
-        double ds = 0.0, dz = 0.0;
+        partial_sums p;
+        std::size_t lane = 0;
         for (std::size_t o = 0; o < outer; ++o) {
             const std::size_t base = (o * channels + c) * inner;
-            for (std::size_t i = 0; i < inner; ++i) {
-                const lsq_grad g = e.grad(x[base + i], dy[base + i]);  // read before dx is written
-                dx[base + i] = g.dx;
-                ds += static_cast<double>(g.dscale);
-                dz += static_cast<double>(g.dzero_point);
-            }
+            lane = backward_run<Arch>(e, x.data() + base, dy.data() + base, dx.data() + base, inner, p, lane);
         }
-        done(c, ds, dz);
+        done(c, p.total_ds(), p.total_dz());
     }
 }
 
@@ -255,6 +377,15 @@ element_quantizer forward_element(const Scheme& s, float scale, float z) noexcep
     element_quantizer e = element_quantizer::make(s, qparams{scale, zf});
     e.divide = false;  // torch numerics even for torch_fused (same formula)
     return e;
+}
+
+// The forward of one run with one (scale, zero point), per-tensor scheme: the SIMD
+// fake-quantize (bit-identical to forward_element's dequantize(quantize(x)): both multiply by
+// 1.0f / scale and round half to even).
+template <class Scheme>
+status forward_run(const Scheme& s, float scale, float z, span<const float> x, span<float> y) {
+    const auto zf = static_cast<std::int32_t>(lsq_forward_zero_point(z, s.qmin(), s.qmax()));
+    return kernels::fake_quantize(s, qparams{scale, zf}, x, y);
 }
 
 }  // namespace lsq
@@ -274,9 +405,7 @@ status lsq_forward(const Scheme& s, float scale, float zero_point, span<const fl
     LOWBIT_DETAIL_TRY(detail::lsq::check_scale(scale));
     LOWBIT_DETAIL_TRY(detail::lsq::check_zero_point(zero_point));
     LOWBIT_DETAIL_CHECK(y.size() == x.size(), errc::size_mismatch, "y.size()", y.size(), "must equal x.size()");
-    const element_quantizer e = detail::lsq::forward_element(s, scale, zero_point);
-    for (std::size_t k = 0; k < x.size(); ++k) y[k] = e.dequantize(e.quantize(x[k], k));
-    return {};
+    return detail::lsq::forward_run(s, scale, zero_point, x, y);
 }
 
 /// LSQ / LSQ+ backward, same as torch's _fake_quantize_learnable_per_tensor_affine_backward:
@@ -295,14 +424,9 @@ result<lsq_param_grads> lsq_backward(const Scheme& s, float scale, float zero_po
                         "must be finite");
     LOWBIT_DETAIL_TRY(detail::lsq::check_sizes(x, dy, dx));
     const lsq_element e = lsq_element::make(scale, zero_point, s.qmin(), s.qmax(), grad_factor, false);
-    double ds = 0.0, dz = 0.0;
-    for (std::size_t k = 0; k < x.size(); ++k) {
-        const lsq_grad g = e.grad(x[k], dy[k]);  // x[k], dy[k] read before dx[k] is written
-        dx[k] = g.dx;
-        ds += static_cast<double>(g.dscale);
-        dz += static_cast<double>(g.dzero_point);
-    }
-    return lsq_param_grads{static_cast<float>(ds), static_cast<float>(dz)};
+    detail::lsq::partial_sums p;
+    (void)detail::lsq::backward_run<kernels::default_arch>(e, x.data(), dy.data(), dx.data(), x.size(), p, 0);
+    return lsq_param_grads{static_cast<float>(p.total_ds()), static_cast<float>(p.total_dz())};
 }
 
 // ---------------------------------------------------------------------------------------
@@ -319,11 +443,15 @@ status lsq_forward(const Scheme& s, const shape& shp, span<const float> scales, 
     LOWBIT_DETAIL_TRY(l.status());
     LOWBIT_DETAIL_CHECK(y.size() == x.size(), errc::size_mismatch, "y.size()", y.size(), "must equal x.size()");
     const quant_layout lay = *l;
-    for (std::size_t k = 0; k < x.size(); ++k) {
-        const std::size_t c = lay.param_index(k);
-        const element_quantizer e = detail::lsq::forward_element(s, scales[c], zero_points[c]);
-        y[k] = e.dequantize(e.quantize(x[k], k));
-    }
+    const bool per_channel = lay.granularity == granularity::per_channel;
+    const std::size_t outer = per_channel ? lay.outer : 1, channels = per_channel ? lay.channels : 1;
+    const std::size_t inner = per_channel ? lay.inner : lay.numel;
+    for (std::size_t o = 0; o < outer; ++o)
+        for (std::size_t c = 0; c < channels; ++c) {
+            const std::size_t base = (o * channels + c) * inner;
+            LOWBIT_DETAIL_TRY(detail::lsq::forward_run(s.per_tensor(), scales[c], zero_points[c],
+                                                       x.subspan(base, inner), y.subspan(base, inner)));
+        }
     return {};
 }
 

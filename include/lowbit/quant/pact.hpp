@@ -103,7 +103,7 @@ result<float> pact_backward(const Scheme& s, float alpha, span<const float> x, s
         if (detail::is_nan(xk)) da += static_cast<double>(xk);
         const bool inside = xk >= 0.0f && xk < alpha;
         if (xk >= alpha) da += static_cast<double>(g);
-        dx[k] = g * (inside ? 1.0f : 0.0f);
+        dx[k] = inside ? g : g * 0.0f;  // a select: the same bits at every -O (core pass_gradient)
     }
     return static_cast<float>(da);
 }
