@@ -649,6 +649,39 @@ std::vector<entry> benchmark_list() {
         {"histogram_f32_2048", histogram_f32},
         {"ref/quantize_f32_s8", ref_quantize_s8},
         {"ref/fake_quantize_f32", ref_fake_quantize},
+        // tflite profile (x / scale, half away from zero), per tensor, s8
+        {"quantize_f32_s8_tflite",
+         [](S& st) {
+             const std::size_t n = arg_n(st);
+             const auto& x = normal_f32(n);
+             const auto s = lowbit::scheme<lowbit::s8>{}.with_profile(lowbit::profile::tflite);
+             buffer<std::int8_t> q(n);
+             run_kernel(st, r4w1(x.data(), q.data(), n), 5.0, [&] {
+                 benchmark::DoNotOptimize(lk::quantize(s, qp_s8, span<const float>(x), span<std::int8_t>(q)));
+             });
+         }},
+        {"fake_quantize_f32_tflite",
+         [](S& st) {
+             const std::size_t n = arg_n(st);
+             const auto& x = normal_f32(n);
+             const auto s = lowbit::scheme<lowbit::s8>{}.with_profile(lowbit::profile::tflite);
+             buffer<float> y(n);
+             run_kernel(st, r4w4(x.data(), y.data(), n), 8.0, [&] {
+                 benchmark::DoNotOptimize(lk::fake_quantize(s, qp_s8, span<const float>(x), span<float>(y)));
+             });
+         }},
+        {"fake_quantize_backward_f32_tflite",
+         [](S& st) {
+             const std::size_t n = arg_n(st);
+             const auto& x = normal_f32(n);
+             const auto& dy = normal_f32(n, 7);
+             const auto s = lowbit::scheme<lowbit::s8>{}.with_profile(lowbit::profile::tflite);
+             buffer<float> dx(n);
+             run_kernel(st, r8w4(x.data(), dy.data(), dx.data(), n), 12.0, [&] {
+                 benchmark::DoNotOptimize(lk::fake_quantize_backward(s, qp_s8, span<const float>(x),
+                                                                     span<const float>(dy), span<float>(dx)));
+             });
+         }},
     };
     list.insert(list.end(), kernels.begin(), kernels.end());
     return list;

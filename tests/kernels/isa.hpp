@@ -15,8 +15,13 @@
 #include "lowbit_runtime_isas.hpp"  // generated: LOWBIT_KERNELS_EXTERN for each ISA
 
 // For TEMPLATE_TEST_CASE: every ISA under test, and the scalar path.
+// LOWBIT_TEST_FEW_ISAS (CMake LOWBIT_TEST_ALL_ISAS=OFF): SSE2 and AVX-512BW only.
+#if defined(LOWBIT_TEST_FEW_ISAS)
+#define LOWBIT_TEST_ARCHS lowbit::kernels::scalar_arch, xsimd::sse2, xsimd::avx512bw
+#else
 #define LOWBIT_TEST_ARCHS \
     lowbit::kernels::scalar_arch, xsimd::sse2, xsimd::sse4_1, xsimd::fma3<xsimd::avx2>, xsimd::avx512bw
+#endif
 
 // Returns from the test (with a warning) when the CPU cannot run TestType.
 #define LOWBIT_REQUIRE_ARCH(A)                                                       \

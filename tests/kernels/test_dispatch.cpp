@@ -65,7 +65,7 @@ TEST_CASE("dispatch picks the first ISA the CPU can run", "[dispatch]") {
     std::vector<float> x = {-1.0f, 0.26f, 0.5f, 100.0f};
     std::vector<std::int8_t> a(4), b(4);
     REQUIRE(lowbit::ref::quantize(s, {0.5f, 1}, x, a).ok());
-    const lowbit::status st = lowbit::kernels::dispatch<xsimd::avx512bw, xsimd::fma3<xsimd::avx2>, xsimd::sse2>(
+    const lowbit::status st = lowbit::kernels::dispatch<LOWBIT_RUNTIME_ARCHS>(  // the ISAs this binary compiled
         [&](auto arch) { return lowbit::kernels::quantize<decltype(arch)>(s, {0.5f, 1}, x, b); });
     CHECK(st.ok());
     CHECK(a == b);

@@ -5,7 +5,10 @@
 #include "lowbit_catch.hpp"
 
 #include <algorithm>
+#include <cmath>
 #include <cstdint>
+#include <cstring>
+#include <iterator>
 #include <limits>
 #include <random>
 #include <vector>
@@ -133,6 +136,100 @@ TEMPLATE_TEST_CASE("kernels::fake_quantize equals ref", "[kernels][fake_quantize
     check_fake_quantize<TestType>(lowbit::scheme<lowbit::s4>{}.with_rounding(rounding::stochastic, 9),
                                   {0.5f, 0});                                      // ref path
     check_fake_quantize<TestType>(lowbit::scheme<lowbit::s32>{}, {0.01f, -5});     // ref path
+}
+
+namespace {
+
+// Inputs aimed at the AVX-512 fast paths (x86/quantize512.hpp): x / scale within a few ulps
+// of every half-integer and integer of the 8-bit range, products computed in float and in
+// double, the range ends, NaN, +-Inf and huge values; shuffled so every block mixes them.
+std::vector<float> near_tie_inputs(float scale, std::uint32_t seed) {
+    std::vector<float> x;
+    auto nudge = [](float v, int ulps) {
+        if (v == 0.0f) return v;
+        std::uint32_t b;
+        std::memcpy(&b, &v, sizeof b);
+        b = static_cast<std::uint32_t>(static_cast<std::int64_t>(b) + ulps);
+        std::memcpy(&v, &b, sizeof v);
+        return v;
+    };
+    for (int k = -262; k <= 262; ++k) {
+        for (double h : {0.0, 0.5}) {
+            const float tf = static_cast<float>(k + h) * scale;
+            const auto td = static_cast<float>((k + h) * static_cast<double>(scale));
+            for (int d = -3; d <= 3; ++d) {
+                x.push_back(nudge(tf, d));
+                x.push_back(nudge(td, d));
+            }
+        }
+    }
+    const float specials[] = {std::numeric_limits<float>::quiet_NaN(), std::numeric_limits<float>::infinity(),
+                              -std::numeric_limits<float>::infinity(), 3e38f, -3e38f, -0.0f, 1e-40f, -1e-40f,
+                              0.49999997f * scale, -0.49999997f * scale};
+    x.insert(x.end(), std::begin(specials), std::end(specials));
+    std::mt19937 gen(seed);
+    std::shuffle(x.begin(), x.end(), gen);
+    return x;
+}
+
+// Scales for near_tie_inputs: not representable ones, tiny (products overflow), huge (1 / scale
+// subnormal, no fast path), just below and above 2^125, and random ones over 9 decades.
+std::vector<float> near_tie_scales() {
+    std::vector<float> s = {0.1f, 1.0f / 3.0f, 0.0037f, 0.03f, 0.05f, 0.007843137f, 1.0f, 0.5f, 3.0f, 123.456f,
+                            1e-30f, 1.2e-38f, 2e-38f, 1e30f, 4.2e37f, 4.3e37f, 3e38f};
+    std::mt19937 gen(7);
+    std::uniform_real_distribution<float> mant(1.0f, 10.0f);
+    for (int i = 0; i < 24; ++i) s.push_back(mant(gen) * std::pow(10.0f, static_cast<float>(i % 10) - 6.0f));
+    return s;
+}
+
+template <class A, class Scheme>
+void check_fake_quantize_near_ties(const Scheme& s, lowbit::qparams qp) {
+    using lowbit::span;
+    const std::vector<float> x = near_tie_inputs(qp.scale, static_cast<std::uint32_t>(qp.zero_point + 2000));
+    const std::vector<float> dy = gradients(x.size(), 5);
+    const std::size_t n = x.size();
+    std::vector<float> y_want(n), y_got(n), y_nomask(n), dx_want(n), dx_got(n);
+    std::vector<std::uint8_t> m_want(n), m_got(n);
+    REQUIRE(lowbit::ref::fake_quantize(s, qp, span<const float>(x), span<float>(y_want), span<std::uint8_t>(m_want))
+                .ok());
+    REQUIRE(lowbit::kernels::fake_quantize<A>(s, qp, span<const float>(x), span<float>(y_got),
+                                              span<std::uint8_t>(m_got))
+                .ok());
+    REQUIRE(lowbit::kernels::fake_quantize<A>(s, qp, span<const float>(x), span<float>(y_nomask)).ok());
+    REQUIRE(lowbit::ref::fake_quantize_backward(s, qp, span<const float>(x), span<const float>(dy), span<float>(dx_want))
+                .ok());
+    REQUIRE(lowbit::kernels::fake_quantize_backward<A>(s, qp, span<const float>(x), span<const float>(dy),
+                                                       span<float>(dx_got))
+                .ok());
+    INFO("scale " << qp.scale << " zp " << qp.zero_point);
+    require_same(y_want, y_got, "y (with mask)", A::name(), n, 0);
+    require_same(y_want, y_nomask, "y", A::name(), n, 0);
+    require_same(m_want, m_got, "mask", A::name(), n, 0);
+    require_same(dx_want, dx_got, "dx", A::name(), n, 0);
+}
+
+}  // namespace
+
+TEMPLATE_TEST_CASE("kernels::fake_quantize equals ref next to rounding boundaries", "[kernels][fake_quantize]",
+                   LOWBIT_TEST_ARCHS) {
+    LOWBIT_REQUIRE_ARCH(TestType);
+    using lowbit::profile;
+    using lowbit::rounding;
+    for (float scale : near_tie_scales()) {
+        for (profile p : {profile::torch, profile::tflite}) {
+            for (rounding r : {rounding::half_even, rounding::half_away}) {
+                INFO("profile " << lowbit::to_string(p) << " rounding " << lowbit::to_string(r));
+                const auto s8 = lowbit::scheme<lowbit::s8>{}.with_profile(p).with_rounding(r);
+                for (int zp : {0, 3, -128, 127}) check_fake_quantize_near_ties<TestType>(s8, {scale, zp});
+                for (int zp : {0, 131, 255})
+                    check_fake_quantize_near_ties<TestType>(
+                        lowbit::scheme<lowbit::u8>{}.with_profile(p).with_rounding(r), {scale, zp});
+                check_fake_quantize_near_ties<TestType>(
+                    lowbit::scheme<lowbit::u4>{}.with_profile(p).with_rounding(r).with_range(0, 9), {scale, 4});
+            }
+        }
+    }
 }
 
 TEMPLATE_TEST_CASE("kernels::fake_quantize_backward_masked: any nonzero byte is a 1", "[kernels][fake_quantize]",

@@ -3,7 +3,12 @@
 // destination, canaries around the output.
 #include "lowbit_catch.hpp"
 
+#include <algorithm>
+#include <cmath>
 #include <cstdint>
+#include <cstring>
+#include <iterator>
+#include <limits>
 #include <random>
 #include <vector>
 
@@ -49,6 +54,89 @@ TEMPLATE_TEST_CASE("kernels::quantize equals ref::quantize", "[kernels][quantize
     check_quantize<TestType>(lowbit::scheme<lowbit::s8>{}.with_rounding(lowbit::rounding::half_away), {0.5f, 0});
     check_quantize<TestType>(lowbit::scheme<lowbit::s4>{}.with_rounding(lowbit::rounding::stochastic, 9), {0.5f, 0});
     check_quantize<TestType>(lowbit::scheme<lowbit::s8>{}, {1e-30f, -128});  // huge products
+}
+
+namespace {
+
+// Inputs aimed at the AVX-512 fast paths (x86/quantize512.hpp): x / scale within a few ulps
+// of every half-integer and integer of the 8-bit range, products computed in float and in
+// double, the range ends, NaN, +-Inf and huge values; shuffled so every block mixes them.
+std::vector<float> near_tie_inputs(float scale, std::uint32_t seed) {
+    std::vector<float> x;
+    auto nudge = [](float v, int ulps) {
+        if (v == 0.0f) return v;
+        std::uint32_t b;
+        std::memcpy(&b, &v, sizeof b);
+        b = static_cast<std::uint32_t>(static_cast<std::int64_t>(b) + ulps);
+        std::memcpy(&v, &b, sizeof v);
+        return v;
+    };
+    for (int k = -262; k <= 262; ++k) {
+        for (double h : {0.0, 0.5}) {
+            const float tf = static_cast<float>(k + h) * scale;
+            const auto td = static_cast<float>((k + h) * static_cast<double>(scale));
+            for (int d = -3; d <= 3; ++d) {
+                x.push_back(nudge(tf, d));
+                x.push_back(nudge(td, d));
+            }
+        }
+    }
+    const float specials[] = {std::numeric_limits<float>::quiet_NaN(), std::numeric_limits<float>::infinity(),
+                              -std::numeric_limits<float>::infinity(), 3e38f, -3e38f, -0.0f, 1e-40f, -1e-40f,
+                              0.49999997f * scale, -0.49999997f * scale};
+    x.insert(x.end(), std::begin(specials), std::end(specials));
+    std::mt19937 gen(seed);
+    std::shuffle(x.begin(), x.end(), gen);
+    return x;
+}
+
+// Scales for near_tie_inputs: not representable ones, tiny (products overflow), huge (1 / scale
+// subnormal, no fast path), just below and above 2^125, and random ones over 9 decades.
+std::vector<float> near_tie_scales() {
+    std::vector<float> s = {0.1f, 1.0f / 3.0f, 0.0037f, 0.03f, 0.05f, 0.007843137f, 1.0f, 0.5f, 3.0f, 123.456f,
+                            1e-30f, 1.2e-38f, 2e-38f, 1e30f, 4.2e37f, 4.3e37f, 3e38f};
+    std::mt19937 gen(7);
+    std::uniform_real_distribution<float> mant(1.0f, 10.0f);
+    for (int i = 0; i < 24; ++i) s.push_back(mant(gen) * std::pow(10.0f, static_cast<float>(i % 10) - 6.0f));
+    return s;
+}
+
+template <class A, class Scheme>
+void check_quantize_near_ties(const Scheme& s, lowbit::qparams qp) {
+    using T = typename Scheme::storage_type;
+    const std::vector<float> x = near_tie_inputs(qp.scale, static_cast<std::uint32_t>(qp.zero_point + 1000));
+    const std::size_t m = Scheme::format::storage_size(x.size());
+    std::vector<T> want(m), got(m);
+    REQUIRE(lowbit::ref::quantize(s, qp, lowbit::span<const float>(x), lowbit::span<T>(want)).ok());
+    REQUIRE(lowbit::kernels::quantize<A>(s, qp, lowbit::span<const float>(x), lowbit::span<T>(got)).ok());
+    const long d = lowbit_test::first_difference(want.data(), got.data(), want.size());
+    INFO("arch " << A::name() << " scale " << qp.scale << " zp " << qp.zero_point << " first difference at " << d
+                 << (d >= 0 ? " x " : "") << (d >= 0 ? x[static_cast<std::size_t>(d)] : 0.0f));
+    REQUIRE(d == -1);
+}
+
+}  // namespace
+
+TEMPLATE_TEST_CASE("kernels::quantize equals ref next to rounding boundaries", "[kernels][quantize]",
+                   LOWBIT_TEST_ARCHS) {
+    LOWBIT_REQUIRE_ARCH(TestType);
+    using lowbit::profile;
+    using lowbit::rounding;
+    for (float scale : near_tie_scales()) {
+        for (profile p : {profile::torch, profile::tflite}) {
+            for (rounding r : {rounding::half_even, rounding::half_away}) {
+                INFO("profile " << lowbit::to_string(p) << " rounding " << lowbit::to_string(r));
+                const auto s8 = lowbit::scheme<lowbit::s8>{}.with_profile(p).with_rounding(r);
+                const auto u8 = lowbit::scheme<lowbit::u8>{}.with_profile(p).with_rounding(r);
+                for (int zp : {0, 3, -128, 127}) check_quantize_near_ties<TestType>(s8, {scale, zp});
+                for (int zp : {0, 131, 255}) check_quantize_near_ties<TestType>(u8, {scale, zp});
+                check_quantize_near_ties<TestType>(lowbit::scheme<lowbit::s4>{}.with_profile(p).with_rounding(r),
+                                                   {scale, -3});
+                check_quantize_near_ties<TestType>(
+                    lowbit::scheme<lowbit::s8>{}.with_profile(p).with_rounding(r).with_range(-127, 127), {scale, -127});
+            }
+        }
+    }
 }
 
 TEMPLATE_TEST_CASE("kernels::quantize checks like ref", "[kernels][quantize][errors]", LOWBIT_TEST_ARCHS) {

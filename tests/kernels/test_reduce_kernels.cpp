@@ -159,6 +159,52 @@ TEMPLATE_TEST_CASE("kernels::histogram equals ref::histogram", "[kernels][reduce
     }
 }
 
+// The local-table path (bins <= 2048, n >= 4 bins) and its pipelined blocks: sizes around
+// the threshold and the block, data piling into one bin, every bin, NaN / Inf mixtures.
+TEMPLATE_TEST_CASE("kernels::histogram equals ref on repetitive and large inputs", "[kernels][reduce]",
+                   LOWBIT_TEST_ARCHS) {
+    LOWBIT_REQUIRE_ARCH(TestType);
+    constexpr float nan = std::numeric_limits<float>::quiet_NaN();
+    const std::size_t bin_counts[] = {1, 2, 5, 64, 2047, 2048, 2049, 4096};
+    std::uint32_t seed = 1300;
+    for (const std::size_t bins : bin_counts) {
+        const float lo = -2.5f, hi = 3.5f;
+        // around 4 * bins (the local table's threshold) and block multiples (64 and more)
+        std::vector<std::size_t> sizes = {4 * bins - 1, 4 * bins, 4 * bins + 1, 4 * bins + 63, 4 * bins + 64,
+                                          4 * bins + 65, 8 * bins + 127, 128, 192 + 3, 1000};
+        if (bins <= 64) sizes.push_back(70001);
+        for (const std::size_t n : sizes) {
+            const std::size_t offset = seed % 3;
+            // all in one bin (one value, each end, the last bin through hi), and one dropped value
+            for (const float v : {0.25f, lo, hi, std::nextafter(hi, -inf), 7.0f}) {
+                std::vector<float> src(n + offset, v);
+                check_histogram<TestType>(src, offset, lo, hi, bins);
+            }
+            // two alternating bins, and runs of equal values
+            std::vector<float> alt(n + offset);
+            for (std::size_t i = 0; i < alt.size(); ++i) alt[i] = (i / (1 + seed % 5)) % 2 ? lo : 1.0f;
+            check_histogram<TestType>(alt, offset, lo, hi, bins);
+            // every bin's centre, in order and repeated, with NaN / +-Inf / out-of-range mixed in
+            std::vector<float> all(n + offset);
+            std::mt19937 gen(seed++);
+            for (std::size_t i = 0; i < all.size(); ++i) {
+                const std::size_t b = i % bins;
+                all[i] = lo + (hi - lo) * (static_cast<float>(b) + 0.5f) / static_cast<float>(bins);
+                const auto r = static_cast<std::uint32_t>(gen() % 23);
+                if (r == 0) all[i] = nan;
+                if (r == 1) all[i] = -nan;
+                if (r == 2) all[i] = inf;
+                if (r == 3) all[i] = -inf;
+                if (r == 4) all[i] = std::nextafter(lo, -inf);
+                if (r == 5) all[i] = std::nextafter(hi, inf);
+            }
+            check_histogram<TestType>(all, offset, lo, hi, bins);
+            // random values with hard inputs, including huge ones
+            check_histogram<TestType>(lowbit_test::hard_inputs(n + offset, 1.0f, seed++), offset, lo, hi, bins);
+        }
+    }
+}
+
 TEMPLATE_TEST_CASE("kernels reductions check like ref", "[kernels][reduce][errors]", LOWBIT_TEST_ARCHS) {
     LOWBIT_REQUIRE_ARCH(TestType);
     const std::vector<float> x(6, 1.0f);

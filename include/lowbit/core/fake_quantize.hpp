@@ -22,6 +22,12 @@ namespace ref {
 
 namespace detail_fq {
 // One loop for every variant: forward value, mask, and gradient outputs are optional.
+// The straight-through gradient of one element: dy itself (every bit, a signalling NaN
+// included) where the mask is 1, dy * 0.0f (+-0, or NaN for a NaN / Inf dy) where it is 0.
+// A select, not dy * 1.0f: compilers may fold that multiply to dy at -O2 but not at -O0,
+// which changes a signalling NaN's bits with the optimisation level.
+constexpr float pass_gradient(bool m, float dy) noexcept { return m ? dy : dy * 0.0f; }
+
 template <class Scheme, class ParamOf>
 constexpr void run(const Scheme& s, ParamOf param_of, span<const float> x, span<float> y, span<std::uint8_t> mask,
                    span<const float> dy, span<float> dx) noexcept {
@@ -32,7 +38,7 @@ constexpr void run(const Scheme& s, ParamOf param_of, span<const float> x, span<
         if (!mask.empty() || !dx.empty()) {
             const bool m = e.in_range(xk, k);
             if (!mask.empty()) mask[k] = m ? 1 : 0;
-            if (!dx.empty()) dx[k] = dy[k] * (m ? 1.0f : 0.0f);
+            if (!dx.empty()) dx[k] = pass_gradient(m, dy[k]);
         }
     }
 }
@@ -106,12 +112,12 @@ constexpr status fake_quantize_backward(const Scheme& s, const shape& shp, qpara
     return {};
 }
 
-/// Straight-through backward from a mask saved by the forward: dx = dy * mask.
+/// Straight-through backward from a mask saved by the forward: dx = mask ? dy : dy * 0.0f.
 /// Errors: sizes differ.
 inline status fake_quantize_backward_masked(span<const std::uint8_t> mask, span<const float> dy, span<float> dx) {
     LOWBIT_DETAIL_CHECK(dy.size() == mask.size(), errc::size_mismatch, "dy.size()", dy.size(), "must equal mask.size()");
     LOWBIT_DETAIL_CHECK(dx.size() == mask.size(), errc::size_mismatch, "dx.size()", dx.size(), "must equal mask.size()");
-    for (std::size_t k = 0; k < mask.size(); ++k) dx[k] = dy[k] * (mask[k] != 0 ? 1.0f : 0.0f);
+    for (std::size_t k = 0; k < mask.size(); ++k) dx[k] = detail_fq::pass_gradient(mask[k] != 0, dy[k]);
     return {};
 }
 

@@ -10,8 +10,8 @@
 //   y    = (clamp(zp + round(x / scale)) - zp) * scale   (subtraction exact: both small
 //          integers, so the one rounding is the multiply's, as ref's float(q - zp) * scale)
 //   mask = qmin <= zp + round(x / scale) <= qmax          (0 for NaN and +-Inf)
-//   dx   = dy * (mask ? 1.0f : 0.0f)                      (a multiply, as ref: a NaN dy stays
-//          NaN, a negative dy with mask 0 gives -0.0)
+//   dx   = mask ? dy : dy * 0.0f                          (as ref's pass_gradient: a NaN dy
+//          stays NaN, a negative dy with mask 0 gives -0.0)
 // Stochastic rounding and the s32 format take the reference path. Loops work on blocks of 4
 // registers, with the profile's divide / half_away choices made once per call, and run the
 // tail through the same code on a zero-padded copy. Mask bytes come straight from the compare results (x86/narrow.hpp).
@@ -27,6 +27,7 @@
 #include "arch.hpp"
 #include "simd.hpp"
 #include "x86/narrow.hpp"
+#include "x86/quantize512.hpp"
 #include "x86/widen.hpp"
 
 namespace lowbit {
@@ -34,10 +35,11 @@ namespace kernels {
 namespace detail {
 
 #if LOWBIT_HAS_XSIMD
-// 1.0f where the mask is set, else 0.0f.
+// The straight-through gradient, as ref's pass_gradient: dy where the mask is set (every bit),
+// dy * 0.0f elsewhere.
 template <class A>
-LOWBIT_FORCE_INLINE fbatch<A> mask_to_float(xsimd::batch_bool<float, A> m) noexcept {
-    return xsimd::select(m, fbatch<A>(1.0f), fbatch<A>(0.0f));
+LOWBIT_FORCE_INLINE fbatch<A> pass_gradient(xsimd::batch_bool<float, A> m, fbatch<A> dy) noexcept {
+    return xsimd::select(m, dy, dy * fbatch<A>(0.0f));
 }
 
 // One register of the forward: y (and the mask in m when Mask).
@@ -62,18 +64,18 @@ LOWBIT_FORCE_INLINE void fake_quantize_block(const quant_consts& c, const float*
     if constexpr (Mask) narrow_mask4<A>(m0, m1, m2, m3, mask, A{});
 }
 
-// 4 registers: dx = dy * mask(x).
+// 4 registers: dx = mask(x) ? dy : dy * 0.
 template <class A>
 LOWBIT_FORCE_INLINE void fake_quantize_backward_block(const quant_consts& c, const float* x, const float* dy,
                                                       float* dx) noexcept {
     constexpr std::size_t L = fbatch<A>::size;
     for (std::size_t k = 0; k < 4; ++k) {
-        const fbatch<A> m = mask_to_float<A>(in_range<A>(fbatch<A>::load_unaligned(x + k * L), c));
-        (fbatch<A>::load_unaligned(dy + k * L) * m).store_unaligned(dx + k * L);
+        const auto m = in_range<A>(fbatch<A>::load_unaligned(x + k * L), c);
+        pass_gradient<A>(m, fbatch<A>::load_unaligned(dy + k * L)).store_unaligned(dx + k * L);
     }
 }
 
-// 4 registers: dx = dy * (mask != 0 ? 1 : 0), mask bytes widened to int32 then to float
+// 4 registers: dx = mask != 0 ? dy : dy * 0, mask bytes widened to int32 then to float
 // (exact, 0..255), compared with 0 (no NaN possible).
 template <class A>
 LOWBIT_FORCE_INLINE void fake_quantize_backward_masked_block(const std::uint8_t* mask, const float* dy,
@@ -82,8 +84,144 @@ LOWBIT_FORCE_INLINE void fake_quantize_backward_masked_block(const std::uint8_t*
     ibatch<A> m[4];
     widen4<false, A>(mask, m[0], m[1], m[2], m[3], A{});
     for (std::size_t k = 0; k < 4; ++k) {
-        const fbatch<A> mf = mask_to_float<A>(xsimd::batch_cast<float>(m[k]) != fbatch<A>(0.0f));
-        (fbatch<A>::load_unaligned(dy + k * L) * mf).store_unaligned(dx + k * L);
+        const auto mk = xsimd::batch_cast<float>(m[k]) != fbatch<A>(0.0f);
+        pass_gradient<A>(mk, fbatch<A>::load_unaligned(dy + k * L)).store_unaligned(dx + k * L);
+    }
+}
+
+// AVX-512 fast blocks (x86/quantize512.hpp). The divide (tflite) profile multiplies by 1/scale
+// and redoes the block with the exact division when a lane is too close to a boundary; all of
+// x is read before y is written, so y may be x.
+// One register of the fast forward: y, and the mask in m when Mask.
+template <class A, bool Mask, bool Divide, bool HalfAway>
+LOWBIT_FORCE_INLINE __m512 fake_quantize_reg512(const q512<A>& k, __m512 x, __mmask16& m, __mmask16& unsafe) noexcept {
+    if constexpr (Divide) {
+        if constexpr (Mask) m = mask512_div<A>(k, _mm512_mul_ps(x, k.inv), unsafe);
+        return fake_quantize512_div<A>(k, x, unsafe);
+    } else {
+        const __m512 v = _mm512_mul_ps(x, k.inv);
+        if constexpr (Mask) m = mask512_mul<A>(k, v);
+        return fake_quantize512_mul<A, HalfAway>(k, v);
+    }
+}
+
+template <class A, bool Mask, bool Divide, bool HalfAway>
+LOWBIT_FORCE_INLINE void fake_quantize_block512(const quant_consts& c, const q512<A>& k, const float* x, float* y,
+                                                std::uint8_t* mask) noexcept {
+    const __m512 x0 = _mm512_loadu_ps(x), x1 = _mm512_loadu_ps(x + 16);
+    const __m512 x2 = _mm512_loadu_ps(x + 32), x3 = _mm512_loadu_ps(x + 48);
+    __mmask16 m0 = 0, m1 = 0, m2 = 0, m3 = 0;
+    __mmask16 unsafe = any_nan512<A>(x0, x1, x2, x3);  // NaN (-> 0) is left to the exact block
+    const __m512 y0 = fake_quantize_reg512<A, Mask, Divide, HalfAway>(k, x0, m0, unsafe);
+    const __m512 y1 = fake_quantize_reg512<A, Mask, Divide, HalfAway>(k, x1, m1, unsafe);
+    const __m512 y2 = fake_quantize_reg512<A, Mask, Divide, HalfAway>(k, x2, m2, unsafe);
+    const __m512 y3 = fake_quantize_reg512<A, Mask, Divide, HalfAway>(k, x3, m3, unsafe);
+    if (__builtin_expect(unsafe != 0, 0)) {
+        fake_quantize_block<A, Mask>(c, x, y, mask);
+        return;
+    }
+    _mm512_storeu_ps(y, y0);
+    _mm512_storeu_ps(y + 16, y1);
+    _mm512_storeu_ps(y + 32, y2);
+    _mm512_storeu_ps(y + 48, y3);
+    if constexpr (Mask) narrow_mask4<A>(m0, m1, m2, m3, mask, A{});
+}
+
+// One register of the fast backward: the mask.
+template <class A, bool Divide>
+LOWBIT_FORCE_INLINE __mmask16 backward_mask512(const q512<A>& k, const float* x, __mmask16& unsafe) noexcept {
+    const __m512 v = _mm512_mul_ps(_mm512_loadu_ps(x), k.inv);
+    if constexpr (Divide)
+        return mask512_div<A>(k, v, unsafe);
+    else
+        return mask512_mul<A>(k, v);
+}
+
+template <class A, bool Divide>
+LOWBIT_FORCE_INLINE void fake_quantize_backward_block512(const quant_consts& c, const q512<A>& k, const float* x,
+                                                         const float* dy, float* dx) noexcept {
+    __mmask16 unsafe = 0;
+    const __mmask16 m0 = backward_mask512<A, Divide>(k, x, unsafe);
+    const __mmask16 m1 = backward_mask512<A, Divide>(k, x + 16, unsafe);
+    const __mmask16 m2 = backward_mask512<A, Divide>(k, x + 32, unsafe);
+    const __mmask16 m3 = backward_mask512<A, Divide>(k, x + 48, unsafe);
+    if constexpr (Divide) {
+        if (__builtin_expect(unsafe != 0, 0)) {
+            fake_quantize_backward_block<A>(c, x, dy, dx);
+            return;
+        }
+    }
+    _mm512_storeu_ps(dx, apply_mask512<A>(m0, _mm512_loadu_ps(dy)));
+    _mm512_storeu_ps(dx + 16, apply_mask512<A>(m1, _mm512_loadu_ps(dy + 16)));
+    _mm512_storeu_ps(dx + 32, apply_mask512<A>(m2, _mm512_loadu_ps(dy + 32)));
+    _mm512_storeu_ps(dx + 48, apply_mask512<A>(m3, _mm512_loadu_ps(dy + 48)));
+}
+
+// The block kinds as function objects (always inlined, unlike a lambda).
+template <class A, bool Mask, bool Divide, bool HalfAway>
+struct fake_quantize_block512_fn {
+    const quant_consts& c;
+    const q512<A>& k;
+    LOWBIT_FORCE_INLINE void operator()(const float* x, float* y, std::uint8_t* mask) const noexcept {
+        fake_quantize_block512<A, Mask, Divide, HalfAway>(c, k, x, y, mask);
+    }
+};
+template <class A, bool Mask>
+struct fake_quantize_block_fn {
+    const quant_consts& c;
+    LOWBIT_FORCE_INLINE void operator()(const float* x, float* y, std::uint8_t* mask) const noexcept {
+        fake_quantize_block<A, Mask>(c, x, y, mask);
+    }
+};
+template <class A, bool Divide>
+struct fake_quantize_backward_block512_fn {
+    const quant_consts& c;
+    const q512<A>& k;
+    LOWBIT_FORCE_INLINE void operator()(const float* x, const float* dy, float* dx) const noexcept {
+        fake_quantize_backward_block512<A, Divide>(c, k, x, dy, dx);
+    }
+};
+template <class A>
+struct fake_quantize_backward_block_fn {
+    const quant_consts& c;
+    LOWBIT_FORCE_INLINE void operator()(const float* x, const float* dy, float* dx) const noexcept {
+        fake_quantize_backward_block<A>(c, x, dy, dx);
+    }
+};
+
+// Forward block walk: whole blocks in place, the tail through the same block on a padded copy.
+template <class A, bool Mask, class Block>
+LOWBIT_FORCE_INLINE void fake_quantize_blocks(const float* x, float* y, std::uint8_t* mask, std::size_t n,
+                                              Block block) noexcept {
+    constexpr std::size_t B = 4 * fbatch<A>::size;
+    std::size_t i = 0;
+    for (; i + B <= n; i += B) block(x + i, y + i, Mask ? mask + i : nullptr);
+    if (i < n) {
+        alignas(64) float xt[B] = {};
+        alignas(64) float yt[B];
+        alignas(64) std::uint8_t mt[B];
+        std::memcpy(xt, x + i, (n - i) * sizeof(float));
+        block(xt, yt, mt);
+        std::memcpy(y + i, yt, (n - i) * sizeof(float));
+        if constexpr (Mask) std::memcpy(mask + i, mt, n - i);
+    }
+}
+
+// Backward block walk.
+template <class A, class Block>
+LOWBIT_FORCE_INLINE void fake_quantize_backward_blocks(const float* x, const float* dy, float* dx, std::size_t n,
+                                                       Block block) noexcept {
+    constexpr std::size_t B = 4 * fbatch<A>::size;
+    std::size_t i = 0;
+    for (; i + B <= n; i += B) block(x + i, dy + i, dx + i);
+    if (i < n) {
+        alignas(64) float xt[B] = {};
+        alignas(64) float dyt[B] = {};
+        alignas(64) float dxt[B];
+        std::memcpy(xt, x + i, (n - i) * sizeof(float));
+        std::memcpy(dyt, dy + i, (n - i) * sizeof(float));
+        block(xt, dyt, dxt);
+        std::memcpy(dx + i, dxt, (n - i) * sizeof(float));
     }
 }
 
@@ -95,18 +233,14 @@ LOWBIT_FORCE_INLINE void fake_quantize_run(quant_consts c, const float* x, float
                                            std::size_t n) noexcept {
     c.divide = Divide;
     c.half_away = HalfAway;
-    constexpr std::size_t B = 4 * fbatch<A>::size;
-    std::size_t i = 0;
-    for (; i + B <= n; i += B) fake_quantize_block<A, Mask>(c, x + i, y + i, Mask ? mask + i : nullptr);
-    if (i < n) {
-        alignas(64) float xt[B] = {};
-        alignas(64) float yt[B];
-        alignas(64) std::uint8_t mt[B];
-        std::memcpy(xt, x + i, (n - i) * sizeof(float));
-        fake_quantize_block<A, Mask>(c, xt, yt, mt);
-        std::memcpy(y + i, yt, (n - i) * sizeof(float));
-        if constexpr (Mask) std::memcpy(mask + i, mt, n - i);
+    if constexpr (std::is_base_of<xsimd::avx512bw, A>::value) {
+        if (fast512_usable<A>(c)) {
+            const q512<A> k(c, Divide, HalfAway);
+            fake_quantize_blocks<A, Mask>(x, y, mask, n, fake_quantize_block512_fn<A, Mask, Divide, HalfAway>{c, k});
+            return;
+        }
     }
+    fake_quantize_blocks<A, Mask>(x, y, mask, n, fake_quantize_block_fn<A, Mask>{c});
 }
 
 // Same for the backward loop.
@@ -115,18 +249,14 @@ LOWBIT_FORCE_INLINE void fake_quantize_backward_run(quant_consts c, const float*
                                                     std::size_t n) noexcept {
     c.divide = Divide;
     c.half_away = HalfAway;
-    constexpr std::size_t B = 4 * fbatch<A>::size;
-    std::size_t i = 0;
-    for (; i + B <= n; i += B) fake_quantize_backward_block<A>(c, x + i, dy + i, dx + i);
-    if (i < n) {
-        alignas(64) float xt[B] = {};
-        alignas(64) float dyt[B] = {};
-        alignas(64) float dxt[B];
-        std::memcpy(xt, x + i, (n - i) * sizeof(float));
-        std::memcpy(dyt, dy + i, (n - i) * sizeof(float));
-        fake_quantize_backward_block<A>(c, xt, dyt, dxt);
-        std::memcpy(dx + i, dxt, (n - i) * sizeof(float));
+    if constexpr (std::is_base_of<xsimd::avx512bw, A>::value) {
+        if (fast512_usable<A>(c)) {
+            const q512<A> k(c, Divide, HalfAway);
+            fake_quantize_backward_blocks<A>(x, dy, dx, n, fake_quantize_backward_block512_fn<A, Divide>{c, k});
+            return;
+        }
     }
+    fake_quantize_backward_blocks<A>(x, dy, dx, n, fake_quantize_backward_block_fn<A>{c});
 }
 #endif
 
@@ -209,7 +339,7 @@ status fake_quantize(const Scheme& s, qparams qp, span<const float> x, span<floa
     }
 }
 
-/// Per-tensor straight-through backward, dx = dy * (mask(x) ? 1 : 0) (a NaN dy stays NaN, a
+/// Per-tensor straight-through backward, dx = mask(x) ? dy : dy * 0 (a NaN dy stays NaN, a
 /// masked-out negative dy gives -0.0); bit-identical to lowbit::ref::fake_quantize_backward
 /// (same contract and errors). dx may alias dy exactly.
 template <class Arch = default_arch, class Scheme>
@@ -228,7 +358,7 @@ status fake_quantize_backward(const Scheme& s, qparams qp, span<const float> x, 
     }
 }
 
-/// Straight-through backward from a mask saved by the forward: dx = dy * (mask != 0 ? 1 : 0);
+/// Straight-through backward from a mask saved by the forward: dx = mask != 0 ? dy : dy * 0;
 /// bit-identical to lowbit::ref::fake_quantize_backward_masked (errors: sizes differ).
 /// dx may alias dy exactly.
 template <class Arch = default_arch>

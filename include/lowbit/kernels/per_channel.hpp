@@ -747,7 +747,7 @@ struct fake_quantize_op {
     }
 };
 
-// dx = dy * mask(x). dx may alias dy.
+// dx = mask(x) ? dy : dy * 0 (ref's pass_gradient). dx may alias dy.
 template <class A, class N>
 struct backward_op {
     static constexpr std::size_t L = fbatch<A>::size;
@@ -770,7 +770,7 @@ struct backward_op {
         return {fbatch<A>::load_aligned(xt), fbatch<A>::load_aligned(dyt)};
     }
     LOWBIT_FORCE_INLINE fbatch<A> grad(const input& in, const lane_consts<A>& c) const noexcept {
-        return in.dy * xsimd::select(qz.in_range(qz.unclamped(in.x, c)), fbatch<A>(1.0f), fbatch<A>(0.0f));
+        return xsimd::select(qz.in_range(qz.unclamped(in.x, c)), in.dy, in.dy * fbatch<A>(0.0f));  // ref's pass_gradient
     }
     LOWBIT_FORCE_INLINE void store(std::size_t k, const input& in, const lane_consts<A>& c) const noexcept {
         grad(in, c).store_unaligned(dx + k);
@@ -913,7 +913,7 @@ void per_channel_fake_quantize_loop(const channel_consts& consts, const float* x
 #endif
 }
 
-/// Per-channel / per-group straight-through backward loop: dx = dy * mask(x). dx may alias dy.
+/// Per-channel / per-group straight-through backward loop: dx = mask(x) ? dy : dy * 0. dx may alias dy.
 template <class A>
 void per_channel_fake_quantize_backward_loop(const channel_consts& consts, const float* x, const float* dy,
                                              float* dx) noexcept {
@@ -1060,7 +1060,7 @@ status fake_quantize(const Scheme& s, const shape& shp, qparams_view qp, span<co
     }
 }
 
-/// Per-channel / per-group straight-through backward: dx = dy * mask(x) (NaN dy stays NaN);
+/// Per-channel / per-group straight-through backward: dx = mask(x) ? dy : dy * 0 (NaN dy stays NaN);
 /// dx may alias dy exactly. Bit-identical to lowbit::ref::fake_quantize_backward(s, shp, qp, x, dy, dx).
 template <class Arch = default_arch, class Scheme>
 status fake_quantize_backward(const Scheme& s, const shape& shp, qparams_view qp, span<const float> x,

@@ -25,6 +25,7 @@
 #include "arch.hpp"
 #include "simd.hpp"
 #include "x86/narrow.hpp"
+#include "x86/quantize512.hpp"
 #include "x86/widen.hpp"
 
 namespace lowbit {
@@ -45,6 +46,89 @@ LOWBIT_FORCE_INLINE void quantize_block(const quant_consts& c, const float* x, s
 #endif
 
 #if LOWBIT_HAS_XSIMD
+// AVX-512 fast block (x86/quantize512.hpp): clamp, round with the conversion's embedded
+// rounding, NaN lanes zeroed by its mask, zero-point added in 16 bits while narrowing. The
+// divide (tflite) profile multiplies by 1/scale and redoes the block with the exact division
+// when a lane is too close to a rounding boundary to be sure.
+template <class A, bool Signed, bool Divide, bool HalfAway>
+LOWBIT_FORCE_INLINE void quantize_block512(const quant_consts& c, const q512<A>& k, const float* x,
+                                           std::uint8_t* out) noexcept {
+    const __m512 x0 = _mm512_loadu_ps(x), x1 = _mm512_loadu_ps(x + 16);
+    const __m512 x2 = _mm512_loadu_ps(x + 32), x3 = _mm512_loadu_ps(x + 48);
+    __mmask16 unsafe = any_nan512<A>(x0, x1, x2, x3);  // NaN (-> zp) is left to the exact block
+    __m512i r0, r1, r2, r3;
+    if constexpr (Divide) {
+        r0 = quantize512_div<A>(k, x0, unsafe);
+        r1 = quantize512_div<A>(k, x1, unsafe);
+        r2 = quantize512_div<A>(k, x2, unsafe);
+        r3 = quantize512_div<A>(k, x3, unsafe);
+    } else {
+        r0 = quantize512_mul<A, HalfAway>(k, x0);
+        r1 = quantize512_mul<A, HalfAway>(k, x1);
+        r2 = quantize512_mul<A, HalfAway>(k, x2);
+        r3 = quantize512_mul<A, HalfAway>(k, x3);
+    }
+    if (__builtin_expect(unsafe != 0, 0)) {
+        quantize_block<A, Signed>(c, x, out);
+        return;
+    }
+    narrow4_add_zp<Signed, A>(r0, r1, r2, r3, k.zp16, out, A{});
+}
+
+// The two block kinds as function objects (always inlined, unlike a lambda).
+template <class A, bool Signed, bool Divide, bool HalfAway>
+struct quantize_block512_fn {
+    const quant_consts& c;
+    const q512<A>& k;
+    LOWBIT_FORCE_INLINE void operator()(const float* x, std::uint8_t* out) const noexcept {
+        quantize_block512<A, Signed, Divide, HalfAway>(c, k, x, out);
+    }
+};
+template <class A, bool Signed>
+struct quantize_block_fn {
+    const quant_consts& c;
+    LOWBIT_FORCE_INLINE void operator()(const float* x, std::uint8_t* out) const noexcept {
+        quantize_block<A, Signed>(c, x, out);
+    }
+};
+
+// The block walk shared by both block kinds: whole blocks in place, the tail through the same
+// block on a zero-padded copy; 4-bit formats quantize two blocks to bytes, then pack them.
+template <class A, bool Signed, bool Packed, class Block>
+LOWBIT_FORCE_INLINE void quantize_blocks(const float* x, std::uint8_t* q, std::size_t n, Block block) noexcept {
+    constexpr std::size_t B = 4 * fbatch<A>::size;  // elements per block
+    if constexpr (!Packed) {
+        std::size_t i = 0;
+        for (; i + B <= n; i += B) block(x + i, q + i);
+        if (i < n) {
+            alignas(64) float xt[B] = {};
+            alignas(64) std::uint8_t qt[B];
+            std::memcpy(xt, x + i, (n - i) * sizeof(float));
+            block(xt, qt);
+            std::memcpy(q + i, qt, n - i);
+        }
+    } else {
+        alignas(64) std::uint8_t bytes[2 * B];
+        std::size_t i = 0;
+        for (; i + 2 * B <= n; i += 2 * B) {
+            block(x + i, bytes);
+            block(x + i + B, bytes + B);
+            pack_nibbles_block<A>(bytes, q + i / 2, A{});
+        }
+        if (i < n) {
+            alignas(64) float xt[2 * B] = {};
+            alignas(64) std::uint8_t qt[B];
+            std::memcpy(xt, x + i, (n - i) * sizeof(float));
+            block(xt, bytes);
+            block(xt + B, bytes + B);
+            pack_nibbles_block<A>(bytes, qt, A{});
+            const std::size_t tail = n - i;
+            std::memcpy(q + i / 2, qt, (tail + 1) / 2);
+            if (tail % 2 != 0) q[i / 2 + tail / 2] &= 0x0F;  // padding nibble
+        }
+    }
+}
+
 // The quantize loop with the profile's choices as constants: c is a local copy whose flags are
 // set from the template arguments, so simd.hpp's run-time tests fold away, and the byte stores
 // to q cannot alias it (a uint8_t store may alias anything: the compiler would otherwise reload
@@ -53,37 +137,14 @@ template <class A, bool Signed, bool Packed, bool Divide, bool HalfAway>
 LOWBIT_FORCE_INLINE void quantize_run(quant_consts c, const float* x, std::uint8_t* q, std::size_t n) noexcept {
     c.divide = Divide;
     c.half_away = HalfAway;
-    constexpr std::size_t B = 4 * fbatch<A>::size;  // elements per block
-    if constexpr (!Packed) {
-        std::size_t i = 0;
-        for (; i + B <= n; i += B) quantize_block<A, Signed>(c, x + i, q + i);
-        if (i < n) {
-            alignas(64) float xt[B] = {};
-            alignas(64) std::uint8_t qt[B];
-            std::memcpy(xt, x + i, (n - i) * sizeof(float));
-            quantize_block<A, Signed>(c, xt, qt);
-            std::memcpy(q + i, qt, n - i);
-        }
-    } else {
-        alignas(64) std::uint8_t bytes[2 * B];
-        std::size_t i = 0;
-        for (; i + 2 * B <= n; i += 2 * B) {
-            quantize_block<A, Signed>(c, x + i, bytes);
-            quantize_block<A, Signed>(c, x + i + B, bytes + B);
-            pack_nibbles_block<A>(bytes, q + i / 2, A{});
-        }
-        if (i < n) {
-            alignas(64) float xt[2 * B] = {};
-            alignas(64) std::uint8_t qt[B];
-            std::memcpy(xt, x + i, (n - i) * sizeof(float));
-            quantize_block<A, Signed>(c, xt, bytes);
-            quantize_block<A, Signed>(c, xt + B, bytes + B);
-            pack_nibbles_block<A>(bytes, qt, A{});
-            const std::size_t tail = n - i;
-            std::memcpy(q + i / 2, qt, (tail + 1) / 2);
-            if (tail % 2 != 0) q[i / 2 + tail / 2] &= 0x0F;  // padding nibble
+    if constexpr (std::is_base_of<xsimd::avx512bw, A>::value) {
+        if (fast512_usable<A>(c)) {
+            const q512<A> k(c, Divide, HalfAway);
+            quantize_blocks<A, Signed, Packed>(x, q, n, quantize_block512_fn<A, Signed, Divide, HalfAway>{c, k});
+            return;
         }
     }
+    quantize_blocks<A, Signed, Packed>(x, q, n, quantize_block_fn<A, Signed>{c});
 }
 #endif
 

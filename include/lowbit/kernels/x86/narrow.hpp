@@ -169,6 +169,29 @@ LOWBIT_FORCE_INLINE void narrow_mask4(xsimd::batch_bool<float, A> a, xsimd::batc
     _mm512_storeu_si512(out, _mm512_maskz_mov_epi8(m, _mm512_set1_epi8(1)));
 }
 
+// narrow4 for values r in [L, H] (|r| <= 256) that still lack the zero-point: packed to 16
+// bits (exact), zp added in 16 bits (r + zp is in [qmin, qmax], no overflow), then packed to
+// bytes; saves two of the four 32-bit adds. Used by the AVX-512 fast path (x86/quantize512.hpp).
+template <bool Signed, class A>
+LOWBIT_FORCE_INLINE void narrow4_add_zp(__m512i a, __m512i b, __m512i c, __m512i d, __m512i zp16, std::uint8_t* out,
+                                        xsimd::avx512bw) noexcept {
+    const __m512i ab = _mm512_add_epi16(_mm512_packs_epi32(a, b), zp16);
+    const __m512i cd = _mm512_add_epi16(_mm512_packs_epi32(c, d), zp16);
+    const __m512i r = Signed ? _mm512_packs_epi16(ab, cd) : _mm512_packus_epi16(ab, cd);
+    const __m512i order = _mm512_setr_epi32(0, 4, 8, 12, 1, 5, 9, 13, 2, 6, 10, 14, 3, 7, 11, 15);
+    _mm512_storeu_si512(out, _mm512_permutexvar_epi32(order, r));
+}
+
+// narrow_mask4 from raw AVX-512 mask registers.
+template <class A>
+LOWBIT_FORCE_INLINE void narrow_mask4(__mmask16 a, __mmask16 b, __mmask16 c, __mmask16 d, std::uint8_t* out,
+                                      xsimd::avx512bw) noexcept {
+    const __mmask32 ab = _mm512_kunpackw(b, a);  // b high, a low
+    const __mmask32 cd = _mm512_kunpackw(d, c);
+    const __mmask64 m = _mm512_kunpackd(cd, ab);
+    _mm512_storeu_si512(out, _mm512_maskz_mov_epi8(m, _mm512_set1_epi8(1)));
+}
+
 // Any of 128 bytes outside the nibble range?
 template <bool Signed, class A>
 LOWBIT_FORCE_INLINE bool nibble_range_violation(const std::uint8_t* in, xsimd::avx512bw) noexcept {
