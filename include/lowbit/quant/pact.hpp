@@ -37,6 +37,7 @@
 #include "../core/scheme.hpp"
 #include "../core/span.hpp"
 #include "../core/status.hpp"
+#include "../kernels/fake_quantize.hpp"
 
 namespace lowbit {
 
@@ -80,13 +81,9 @@ status pact_forward(const Scheme& s, float alpha, span<const float> x, span<floa
     LOWBIT_DETAIL_CHECK(y.size() == x.size(), errc::size_mismatch, "y.size()", y.size(), "must equal x.size()");
     LOWBIT_DETAIL_CHECK(mask.empty() || mask.size() == x.size(), errc::size_mismatch, "mask.size()", mask.size(),
                         "must be 0 (no mask) or x.size()");
-    const element_quantizer e = element_quantizer::make(s, qparams{pact_scale(s, alpha), 0});
-    for (std::size_t k = 0; k < x.size(); ++k) {
-        const float xk = x[k];
-        if (!mask.empty()) mask[k] = (xk >= 0.0f && xk < alpha) ? 1 : 0;
-        y[k] = e.dequantize(e.quantize(xk, k));
-    }
-    return {};
+    // the mask first: y may be x
+    for (std::size_t k = 0; k < mask.size(); ++k) mask[k] = (x[k] >= 0.0f && x[k] < alpha) ? 1 : 0;
+    return kernels::fake_quantize(s, qparams{pact_scale(s, alpha), 0}, x, y);  // exactly ref's (file comment)
 }
 
 /// PACT backward: dx = dy * (0 <= x < alpha), returns dalpha = sum of dy where x >= alpha
