@@ -334,12 +334,15 @@ std::size_t backward_run_simd(const lsq_element& e, const float* x, const float*
 }
 #endif
 
-// One run of a channel: the SIMD loop where Arch has a fused multiply-add and the run starts
-// at lane 0, else the spec.
+// One run of a channel: the spec, or with LOWBIT_EXPERIMENTAL_LSQ_SIMD the SIMD loop where
+// Arch has a fused multiply-add and the run starts at lane 0. The SIMD loop is opt-in: it
+// equals the spec bit for bit in optimized builds (tests/quant/simd_learnable.cpp), but an
+// -O0 build of it gives different dscale sums (found by the ASan build, not yet explained),
+// and lowbit's results must not depend on flags.
 template <class Arch>
 std::size_t backward_run(const lsq_element& e, const float* x, const float* dy, float* dx, std::size_t n,
                          partial_sums& p, std::size_t lane) noexcept {
-#if LOWBIT_HAS_XSIMD
+#if LOWBIT_HAS_XSIMD && defined(LOWBIT_EXPERIMENTAL_LSQ_SIMD)
     if constexpr (!std::is_same<Arch, kernels::scalar_arch>::value) {
         if constexpr (has_fused_fma<Arch>()) {
             if (lane == 0) return backward_run_simd<Arch>(e, x, dy, dx, n, p);
