@@ -35,6 +35,7 @@
 #include <lowbit/kernels/reduce.hpp>
 #include <lowbit/kernels/requantize.hpp>
 #include <lowbit/lowbit.hpp>
+#include <lowbit/quant/learnable.hpp>
 
 namespace {
 
@@ -809,6 +810,42 @@ void reduce_cases() {
     }
 }
 
+// ---- LSQ backward (quant/learnable.hpp): its SIMD loop uses fused multiply-adds ----
+
+template <class A>
+void lsq_cases() {
+    struct lsq_case {
+        lowbit::qparams qp;  // scale; zero_point as the float offset below
+        float zero_point;
+        float grad_factor;
+    };
+    const lsq_case cases[] = {{{0.1f, 0}, 3.0f, 1.0f}, {{0.03f, 0}, 131.3f, 0.01f}, {{1.0f / 3.0f, 0}, -1.7f, 0.5f}};
+    for (const lsq_case& c : cases) {
+        for (int fmt = 0; fmt < 2; ++fmt) {
+            const lowbit::scheme<lowbit::u8> u8s{};
+            const lowbit::scheme<lowbit::s4> s4s{};
+            const std::int32_t qmin = fmt == 0 ? u8s.qmin() : s4s.qmin(), qmax = fmt == 0 ? u8s.qmax() : s4s.qmax();
+            char b[96];
+            std::snprintf(b, sizeof b, "lsq_backward %s scale %.9g zp %.9g g %.9g", fmt == 0 ? "u8" : "s4",
+                          static_cast<double>(c.qp.scale), static_cast<double>(c.zero_point),
+                          static_cast<double>(c.grad_factor));
+            line l(b);
+            for (std::size_t n : sizes) {
+                const std::vector<float> x = float_inputs(n, c.qp.scale, qmax - qmin);
+                const std::vector<float> dy = gradients(n);
+                std::vector<float> dx(n);
+                const lowbit::lsq_element e =
+                    lowbit::lsq_element::make(c.qp.scale, c.zero_point, qmin, qmax, c.grad_factor, false);
+                lowbit::detail::lsq::partial_sums p;
+                (void)lowbit::detail::lsq::backward_run<A>(e, x.data(), dy.data(), dx.data(), n, p, 0);
+                const std::vector<float> sums = {static_cast<float>(p.total_ds()), static_cast<float>(p.total_dz())};
+                l.add(n, n, dx, sums);
+            }
+            finish(std::move(l));
+        }
+    }
+}
+
 template <class A>
 std::vector<line> run_all() {
     std::vector<line> out;
@@ -820,6 +857,7 @@ std::vector<line> run_all() {
     requantize_cases<A>();
     int4_cases<A>();
     reduce_cases<A>();
+    lsq_cases<A>();
     line in("inputs");
     const std::vector<std::uint64_t> h(1, input_hash.h);
     in.add(0, 0, h);

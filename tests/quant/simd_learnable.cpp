@@ -138,3 +138,47 @@ TEST_CASE("LSQ per-channel backward SIMD path equals the scalar spec", "[quant][
         }
     }
 }
+
+namespace {
+
+// backward_run_simd<A> on one run against the spec, for an arch this build can run.
+template <class A>
+void check_arch(std::mt19937& g) {
+    INFO("arch: " << A::name());
+    const lowbit::scheme<lowbit::u8> s{};
+    const lowbit::lsq_element e = lowbit::lsq_element::make(0.03f, 131.3f, s.qmin(), s.qmax(), 0.01f, false);
+    for (std::size_t n : {1u, 2u, 15u, 16u, 17u, 33u, 1023u}) {
+        INFO("n = " << n);
+        const std::vector<float> x = data(g, n, 2.0f), dy = data(g, n, 1.0f);
+        const spec_result want = spec(e, x, dy);
+        std::vector<float> dx(n);
+        lowbit::detail::lsq::partial_sums p;
+        const std::size_t lane = lowbit::detail::lsq::backward_run_simd<A>(e, x.data(), dy.data(), dx.data(), n, p);
+        CHECK(lane == n % 16);
+        for (std::size_t k = 0; k < n; ++k) {
+            INFO("k = " << k << " x = " << x[k]);
+            REQUIRE(bits(dx[k]) == bits(want.dx[k]));
+        }
+        CHECK(same(static_cast<float>(p.total_ds()), want.ds));
+        CHECK(same(static_cast<float>(p.total_dz()), want.dz));
+    }
+}
+
+}  // namespace
+
+// Each fused-multiply-add arch explicitly (this file is built with -march=native and
+// -ffp-contract=off, at -O0 in Debug: xsimd 8.1's AVX-512 fma is an unfused a * b + c that
+// only contraction fused, which is how the AVX-512 loop once disagreed with the spec at -O0).
+TEST_CASE("LSQ backward SIMD loop equals the spec on every FMA arch of this build", "[quant][lsq][simd]") {
+    std::mt19937 g(13);
+    int archs = 0;
+#if defined(__AVX2__) && defined(__FMA__)
+    check_arch<xsimd::fma3<xsimd::avx2>>(g);
+    ++archs;
+#endif
+#if defined(__AVX512BW__)
+    check_arch<xsimd::avx512bw>(g);
+    ++archs;
+#endif
+    if (archs == 0) WARN("no FMA arch in this build: only the scalar path was tested");
+}

@@ -41,7 +41,8 @@
 // the total rounded to float (lsq_sum_lanes; the SIMD path reproduces this order exactly, so
 // every ISA gives the same bits). The two agree within the float32 summation error bound
 // (n - 1) * 2^-24 * sum|terms| (+ 1 ulp), which the golden test checks; the per-element terms
-// are checked bit for bit.
+// are checked bit for bit. A NaN sum is the default quiet NaN (0x7fc00000), whatever NaN
+// the terms held, so the bits are the same in every build.
 //
 // Speed: the backward runs a SIMD loop (xsimd, kernels::default_arch of the including
 // translation unit) when that arch has a real fused multiply-add (AVX2 + FMA3, AVX-512), bit
@@ -72,6 +73,7 @@
 #include <cmath>
 #include <cstddef>
 #include <cstdint>
+#include <limits>
 #include <type_traits>
 
 #include "../core/layout.hpp"
@@ -238,19 +240,18 @@ result<quant_layout> prepare(const Scheme& s, const shape& shp, span<const float
 // The dscale / dzero_point reduction order (file comment): 16 double partials.
 constexpr std::size_t sum_lanes = 16;
 
+// A NaN total becomes the default quiet NaN: which NaN's payload and sign an addition keeps
+// depends on operand order, which compilers treat as free for commutative adds.
 struct partial_sums {
     double ds[sum_lanes] = {};
     double dz[sum_lanes] = {};
-    double total_ds() const noexcept {
+    static double total(const double (&v)[sum_lanes]) noexcept {
         double t = 0.0;
-        for (std::size_t j = 0; j < sum_lanes; ++j) t += ds[j];
-        return t;
+        for (std::size_t j = 0; j < sum_lanes; ++j) t += v[j];
+        return t != t ? std::numeric_limits<double>::quiet_NaN() : t;
     }
-    double total_dz() const noexcept {
-        double t = 0.0;
-        for (std::size_t j = 0; j < sum_lanes; ++j) t += dz[j];
-        return t;
-    }
+    double total_ds() const noexcept { return total(ds); }
+    double total_dz() const noexcept { return total(dz); }
 };
 
 // The spec: elements [0, n) of a run whose first term is term number `lane` (mod 16) of its
@@ -268,62 +269,148 @@ inline std::size_t backward_run_scalar(const lsq_element& e, const float* x, con
 }
 
 #if LOWBIT_HAS_XSIMD
-// Archs whose xsimd::fma is a fused multiply-add instruction (on SSE2 / SSE4 / plain AVX2 it
-// is x * y + z, rounded twice).
+// Archs with a fused multiply-add instruction (fused_fma below). SSE2 / SSE4 / plain AVX2
+// have none: the scalar spec runs there.
 template <class A>
 constexpr bool has_fused_fma() noexcept {
     return std::is_base_of<xsimd::avx512f, A>::value || std::is_base_of<xsimd::fma3<xsimd::avx2>, A>::value;
 }
 
-// 16 elements (16 / L registers) at lane 0: dx written, the float terms stored to ds / dz.
+// a * b + c rounded once. Not xsimd::fma alone: xsimd 8.1 has no AVX-512 overload, so on
+// avx512* it falls back to the generic a * b + c, which is fused only when the compiler
+// contracts it (GCC -O2 with -ffp-contract=fast) and rounded twice at -O0 or with
+// -ffp-contract=off. The intrinsic is one vfmadd in every build.
 template <class A>
-LOWBIT_FORCE_INLINE void backward_block(const lsq_element& e, const float* x, const float* dy, float* dx, float* ds,
-                                        float* dz) noexcept {
+LOWBIT_FORCE_INLINE xsimd::batch<float, A> fused_fma(const xsimd::batch<float, A>& a, const xsimd::batch<float, A>& b,
+                                                     const xsimd::batch<float, A>& c) noexcept {
+#if defined(__AVX512F__)
+    if constexpr (std::is_base_of<xsimd::avx512f, A>::value) {
+        return _mm512_fmadd_ps(a, b, c);
+    } else
+#endif
+    {
+        static_assert(std::is_base_of<xsimd::fma3<xsimd::avx2>, A>::value, "fused_fma: no fused instruction");
+        return xsimd::fma(a, b, c);  // xsimd's fma3 overload: _mm256_fmadd_ps
+    }
+}
+
+// The 16 double partial sums of partial_sums held in registers during a run: adding a
+// register of 16 / L float terms widens them to double and adds them lane for lane, the same
+// additions as `p.ds[j] += double(ds[j])` in the same order.
+template <class A, class = void>
+struct lane_sums;
+
+#if defined(__AVX512F__)
+template <class A>
+struct lane_sums<A, std::enable_if_t<std::is_base_of<xsimd::avx512f, A>::value>> {
+    __m512d ds[2], dz[2];  // lanes 0-7, 8-15
+    explicit lane_sums(const partial_sums& p) noexcept
+        : ds{_mm512_loadu_pd(p.ds), _mm512_loadu_pd(p.ds + 8)}, dz{_mm512_loadu_pd(p.dz), _mm512_loadu_pd(p.dz + 8)} {}
+    static __m512d low(__m512 v) noexcept { return _mm512_cvtps_pd(_mm512_castps512_ps256(v)); }
+    static __m512d high(__m512 v) noexcept {
+        return _mm512_cvtps_pd(_mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(v), 1)));
+    }
+    // register r (always 0: one register is the 16 lanes)
+    LOWBIT_FORCE_INLINE void add(std::size_t, __m512 dsv, __m512 dzv) noexcept {
+        ds[0] = _mm512_add_pd(ds[0], low(dsv));
+        ds[1] = _mm512_add_pd(ds[1], high(dsv));
+        dz[0] = _mm512_add_pd(dz[0], low(dzv));
+        dz[1] = _mm512_add_pd(dz[1], high(dzv));
+    }
+    void store(partial_sums& p) const noexcept {
+        _mm512_storeu_pd(p.ds, ds[0]);
+        _mm512_storeu_pd(p.ds + 8, ds[1]);
+        _mm512_storeu_pd(p.dz, dz[0]);
+        _mm512_storeu_pd(p.dz + 8, dz[1]);
+    }
+};
+#endif
+
+#if defined(__AVX2__)
+template <class A>
+struct lane_sums<A, std::enable_if_t<!std::is_base_of<xsimd::avx512f, A>::value &&
+                                     std::is_base_of<xsimd::fma3<xsimd::avx2>, A>::value>> {
+    __m256d ds[4], dz[4];  // lanes 0-3, 4-7, 8-11, 12-15
+    explicit lane_sums(const partial_sums& p) noexcept {
+        for (std::size_t k = 0; k < 4; ++k) {
+            ds[k] = _mm256_loadu_pd(p.ds + 4 * k);
+            dz[k] = _mm256_loadu_pd(p.dz + 4 * k);
+        }
+    }
+    // register r holds lanes 8r .. 8r + 7
+    LOWBIT_FORCE_INLINE void add(std::size_t r, __m256 dsv, __m256 dzv) noexcept {
+        ds[2 * r] = _mm256_add_pd(ds[2 * r], _mm256_cvtps_pd(_mm256_castps256_ps128(dsv)));
+        ds[2 * r + 1] = _mm256_add_pd(ds[2 * r + 1], _mm256_cvtps_pd(_mm256_extractf128_ps(dsv, 1)));
+        dz[2 * r] = _mm256_add_pd(dz[2 * r], _mm256_cvtps_pd(_mm256_castps256_ps128(dzv)));
+        dz[2 * r + 1] = _mm256_add_pd(dz[2 * r + 1], _mm256_cvtps_pd(_mm256_extractf128_ps(dzv, 1)));
+    }
+    void store(partial_sums& p) const noexcept {
+        for (std::size_t k = 0; k < 4; ++k) {
+            _mm256_storeu_pd(p.ds + 4 * k, ds[k]);
+            _mm256_storeu_pd(p.dz + 4 * k, dz[k]);
+        }
+    }
+};
+#endif
+
+// The per-element spec on one register: writes dx, returns the float ds / dz terms.
+template <class A>
+struct backward_consts {
     using B = xsimd::batch<float, A>;
-    constexpr std::size_t L = B::size;
-    const B inv(e.inv_scale), zb(e.zero_point), sc(e.scale), lo(e.qmin), hi(e.qmax), g(e.grad_factor);
-    const B below_span(e.qmin - e.zero_point), above_span(e.qmax - e.zero_point);  // float subtractions, as the spec
-    const B zero(0.0f);
-    for (std::size_t j = 0; j < sum_lanes; j += L) {
-        const B xv = B::load_unaligned(x + j), dyv = B::load_unaligned(dy + j);
-        const B r = xsimd::nearbyint(xsimd::fma(xv, inv, zb));  // ties to even, as round_half_even
+    B inv, zb, sc, lo, hi, g, below_span, above_span;
+    explicit backward_consts(const lsq_element& e) noexcept
+        : inv(e.inv_scale), zb(e.zero_point), sc(e.scale), lo(e.qmin), hi(e.qmax), g(e.grad_factor),
+          below_span(e.qmin - e.zero_point), above_span(e.qmax - e.zero_point) {}  // float subtractions, as the spec
+
+    LOWBIT_FORCE_INLINE void run(const float* x, const float* dy, float* dx, B& dsv, B& dzv) const noexcept {
+        const B zero(0.0f);
+        const B xv = B::load_unaligned(x), dyv = B::load_unaligned(dy);
+        const B r = xsimd::nearbyint(fused_fma<A>(xv, inv, zb));  // ties to even, as round_half_even
         const auto below = r < lo, above = r > hi;
         const auto clip = below | above;
         const auto nan = xsimd::isnan(xv);  // unordered compare (xsimd's != is ordered on AVX-512)
         const B dxv = xsimd::select(clip | nan, dyv * zero, dyv);
-        B dzv = xsimd::select(clip, ((-dyv) * sc) * g, zero);
-        const B ds_in = ((dyv * xsimd::fma(r - zb, sc, -xv)) * inv) * g;
+        const B dz_clip = xsimd::select(clip, ((-dyv) * sc) * g, zero);
+        const B ds_in = ((dyv * fused_fma<A>(r - zb, sc, -xv)) * inv) * g;
         const B ds_clip = (dyv * xsimd::select(below, below_span, above_span)) * g;
-        B dsv = xsimd::select(clip, ds_clip, ds_in);
-        dsv = xsimd::select(nan, xv, dsv);
-        dzv = xsimd::select(nan, xv, dzv);
-        dxv.store_unaligned(dx + j);
-        dsv.store_aligned(ds + j);
-        dzv.store_aligned(dz + j);
+        dsv = xsimd::select(nan, xv, xsimd::select(clip, ds_clip, ds_in));
+        dzv = xsimd::select(nan, xv, dz_clip);
+        dxv.store_unaligned(dx);
     }
-}
+};
 
 // A run starting at lane 0, SIMD; returns the lane after it. Same bits as backward_run_scalar.
 template <class A>
 std::size_t backward_run_simd(const lsq_element& e, const float* x, const float* dy, float* dx, std::size_t n,
                               partial_sums& p) noexcept {
-    alignas(64) float ds[sum_lanes], dz[sum_lanes];
+    using B = xsimd::batch<float, A>;
+    constexpr std::size_t L = B::size;
+    static_assert(sum_lanes % L == 0, "a block of 16 lanes is whole registers");
+    const backward_consts<A> k(e);
     std::size_t i = 0;
-    for (; i + sum_lanes <= n; i += sum_lanes) {
-        backward_block<A>(e, x + i, dy + i, dx + i, ds, dz);
-        for (std::size_t j = 0; j < sum_lanes; ++j) {
-            p.ds[j] += static_cast<double>(ds[j]);
-            p.dz[j] += static_cast<double>(dz[j]);
-        }
+    if (n >= sum_lanes) {
+        lane_sums<A> acc(p);
+        for (; i + sum_lanes <= n; i += sum_lanes)
+            for (std::size_t r = 0; r < sum_lanes / L; ++r) {
+                B dsv, dzv;
+                k.run(x + i + r * L, dy + i + r * L, dx + i + r * L, dsv, dzv);
+                acc.add(r, dsv, dzv);
+            }
+        acc.store(p);
     }
     const std::size_t rem = n - i;
-    if (rem != 0) {
-        alignas(64) float xt[sum_lanes] = {}, dyt[sum_lanes] = {}, dxt[sum_lanes];
+    if (rem != 0) {  // through buffers: the spec's additions for lanes 0 .. rem - 1 only
+        alignas(64) float xt[sum_lanes] = {}, dyt[sum_lanes] = {}, dxt[sum_lanes], ds[sum_lanes], dz[sum_lanes];
         for (std::size_t j = 0; j < rem; ++j) {
             xt[j] = x[i + j];
             dyt[j] = dy[i + j];
         }
-        backward_block<A>(e, xt, dyt, dxt, ds, dz);
+        for (std::size_t r = 0; r < sum_lanes / L; ++r) {
+            B dsv, dzv;
+            k.run(xt + r * L, dyt + r * L, dxt + r * L, dsv, dzv);
+            dsv.store_aligned(ds + r * L);
+            dzv.store_aligned(dz + r * L);
+        }
         for (std::size_t j = 0; j < rem; ++j) {
             dx[i + j] = dxt[j];
             p.ds[j] += static_cast<double>(ds[j]);
@@ -334,15 +421,13 @@ std::size_t backward_run_simd(const lsq_element& e, const float* x, const float*
 }
 #endif
 
-// One run of a channel: the spec, or with LOWBIT_EXPERIMENTAL_LSQ_SIMD the SIMD loop where
-// Arch has a fused multiply-add and the run starts at lane 0. The SIMD loop is opt-in: it
-// equals the spec bit for bit in optimized builds (tests/quant/simd_learnable.cpp), but an
-// -O0 build of it gives different dscale sums (found by the ASan build, not yet explained),
-// and lowbit's results must not depend on flags.
+// One run of a channel: the SIMD loop where Arch has a fused multiply-add and the run starts
+// at lane 0, else the spec. Same bits either way, in every build (tests/quant/simd_learnable.cpp
+// at -O0 and -O2 with -ffp-contract=off, and the kernel determinism probes).
 template <class Arch>
 std::size_t backward_run(const lsq_element& e, const float* x, const float* dy, float* dx, std::size_t n,
                          partial_sums& p, std::size_t lane) noexcept {
-#if LOWBIT_HAS_XSIMD && defined(LOWBIT_EXPERIMENTAL_LSQ_SIMD)
+#if LOWBIT_HAS_XSIMD
     if constexpr (!std::is_same<Arch, kernels::scalar_arch>::value) {
         if constexpr (has_fused_fma<Arch>()) {
             if (lane == 0) return backward_run_simd<Arch>(e, x, dy, dx, n, p);
