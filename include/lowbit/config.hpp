@@ -25,4 +25,13 @@
 #define LOWBIT_FORCE_INLINE inline
 #endif
 
+// a * b + c for float, rounded once, without <cmath> (the core is freestanding): GCC and
+// Clang's builtin is one fused instruction where the target has one (x86 FMA3, Cortex-M4F
+// VFMA, AArch64) and a correctly rounded libgcc / libm call elsewhere.
+#if defined(__GNUC__) || defined(__clang__)
+#define LOWBIT_FMAF(a, b, c) __builtin_fmaf((a), (b), (c))
+#else
+#define LOWBIT_FMAF(a, b, c) ::fmaf((a), (b), (c))  // needs <math.h> before lowbit
+#endif
+
 #endif  // LOWBIT_CONFIG_HPP

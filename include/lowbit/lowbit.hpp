@@ -9,6 +9,7 @@
 #include "core/fake_quantize.hpp"
 #include "core/fixed_point.hpp"
 #include "core/format.hpp"
+#include "core/gemm.hpp"
 #include "core/int4.hpp"
 #include "core/layout.hpp"
 #include "core/qparams.hpp"
