@@ -21,5 +21,7 @@
 #include "core/span.hpp"
 #include "core/status.hpp"
 #include "core/strided.hpp"
+#include "core/f16.hpp"
+#include "core/gemm_int4.hpp"
 
 #endif  // LOWBIT_LOWBIT_HPP
