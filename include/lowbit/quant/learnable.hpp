@@ -371,9 +371,11 @@ struct backward_consts {
         const auto nan = xsimd::isnan(xv);  // unordered compare (xsimd's != is ordered on AVX-512)
         const B dxv = xsimd::select(clip | nan, dyv * zero, dyv);
         const B dz_clip = xsimd::select(clip, ((-dyv) * sc) * g, zero);
-        const B ds_in = ((dyv * fused_fma<A>(r - zb, sc, -xv)) * inv) * g;
-        const B ds_clip = (dyv * xsimd::select(below, below_span, above_span)) * g;
-        dsv = xsimd::select(nan, xv, xsimd::select(clip, ds_clip, ds_in));
+        // in range ((dy * diff) * inv) * g, clipped (dy * span) * g: one product dy * (diff or
+        // span), the * inv only where in range, one * g (a select commutes with them)
+        const B diff = fused_fma<A>(r - zb, sc, -xv);
+        const B t = dyv * xsimd::select(clip, xsimd::select(below, below_span, above_span), diff);
+        dsv = xsimd::select(nan, xv, xsimd::select(clip, t, t * inv) * g);
         dzv = xsimd::select(nan, xv, dz_clip);
         dxv.store_unaligned(dx);
     }
