@@ -1,4 +1,4 @@
-// The SIMD path of the LSQ backward (quant/learnable.hpp) against its scalar spec: this file
+// The SIMD paths of the LSQ and PACT backwards (quant/learnable.hpp, quant/pact.hpp) against their scalar specs: this file
 // is compiled with -march=native (tests/quant/CMakeLists.txt), so kernels::default_arch is the
 // machine's best ISA; the SIMD loop is used there when that ISA has a fused multiply-add
 // (AVX2 + FMA3, AVX-512). dx must equal lsq_element::grad bit for bit and dscale / dzero_point
@@ -15,6 +15,7 @@
 #include <vector>
 
 #include <lowbit/quant/learnable.hpp>
+#include <lowbit/quant/pact.hpp>
 
 namespace {
 
@@ -181,4 +182,62 @@ TEST_CASE("LSQ backward SIMD loop equals the spec on every FMA arch of this buil
     ++archs;
 #endif
     if (archs == 0) WARN("no FMA arch in this build: only the scalar path was tested");
+}
+
+// ---- PACT backward (quant/pact.hpp): the SIMD loop against the spec loop ----
+
+namespace {
+
+template <class A>
+void check_pact_arch(std::mt19937& g) {
+    INFO("arch: " << A::name());
+    const float alpha = 2.5f;
+    for (std::size_t n : {0u, 1u, 15u, 16u, 17u, 31u, 32u, 33u, 1023u, 4103u}) {
+        INFO("n = " << n);
+        std::vector<float> x = data(g, n, 2.0f), dy = data(g, n, 1.0f);
+        // on alpha, on 0, -0, just below alpha, NaN
+        const float edge[] = {alpha, 0.0f, -0.0f, std::nextafter(alpha, 0.0f), std::numeric_limits<float>::quiet_NaN()};
+        for (std::size_t k = 3; k < n; k += 11) x[k] = edge[(k / 11) % 5];
+        std::vector<float> want_dx(n), dx(n);
+        lowbit::detail::lane_partials want, got;
+        (void)lowbit::detail::pact::backward_scalar(alpha, x.data(), dy.data(), want_dx.data(), n, want, 0);
+        lowbit::detail::pact::backward_simd<A>(alpha, x.data(), dy.data(), dx.data(), n, got);
+        for (std::size_t k = 0; k < n; ++k) {
+            INFO("k = " << k << " x = " << x[k]);
+            REQUIRE(bits(dx[k]) == bits(want_dx[k]));
+        }
+        CHECK(bits(static_cast<float>(got.total())) == bits(static_cast<float>(want.total())));
+        // without NaN the total is a number, equal too
+        for (float& v : x)
+            if (std::isnan(v)) v = 1.0f;
+        lowbit::detail::lane_partials w2, g2;
+        (void)lowbit::detail::pact::backward_scalar(alpha, x.data(), dy.data(), want_dx.data(), n, w2, 0);
+        lowbit::detail::pact::backward_simd<A>(alpha, x.data(), dy.data(), dx.data(), n, g2);
+        CHECK(bits(static_cast<float>(g2.total())) == bits(static_cast<float>(w2.total())));
+        CHECK(!std::isnan(g2.total()));
+    }
+}
+
+}  // namespace
+
+TEST_CASE("PACT backward SIMD loop equals the spec on every AVX2+ arch of this build", "[quant][pact][simd]") {
+    std::mt19937 g(21);
+    int archs = 0;
+#if defined(__AVX2__)
+    check_pact_arch<xsimd::avx2>(g);
+    ++archs;
+#endif
+#if defined(__AVX512BW__)
+    check_pact_arch<xsimd::avx512bw>(g);
+    ++archs;
+#endif
+    if (archs == 0) WARN("no AVX2 in this build: only the scalar path was tested");
+    // the public entry (default_arch of this -march=native build) against the spec
+    const lowbit::scheme<lowbit::u8> s{};
+    std::vector<float> x = data(g, 1000, 3.0f), dy = data(g, 1000, 1.0f), dx(1000), want_dx(1000);
+    lowbit::detail::lane_partials want;
+    (void)lowbit::detail::pact::backward_scalar(2.5f, x.data(), dy.data(), want_dx.data(), x.size(), want, 0);
+    const float da = *lowbit::pact_backward(s, 2.5f, x, dy, dx);
+    CHECK(bits(da) == bits(static_cast<float>(want.total())));
+    for (std::size_t k = 0; k < x.size(); ++k) REQUIRE(bits(dx[k]) == bits(want_dx[k]));
 }

@@ -84,6 +84,7 @@
 #include "../core/status.hpp"
 #include "../kernels/arch.hpp"
 #include "../kernels/fake_quantize.hpp"
+#include "lane_sums.hpp"
 
 namespace lowbit {
 
@@ -237,21 +238,12 @@ result<quant_layout> prepare(const Scheme& s, const shape& shp, span<const float
     return l;
 }
 
-// The dscale / dzero_point reduction order (file comment): 16 double partials.
-constexpr std::size_t sum_lanes = 16;
-
-// A NaN total becomes the default quiet NaN: which NaN's payload and sign an addition keeps
-// depends on operand order, which compilers treat as free for commutative adds.
+// The dscale / dzero_point reduction order (file comment; quant/lane_sums.hpp).
+using detail::sum_lanes;
 struct partial_sums {
-    double ds[sum_lanes] = {};
-    double dz[sum_lanes] = {};
-    static double total(const double (&v)[sum_lanes]) noexcept {
-        double t = 0.0;
-        for (std::size_t j = 0; j < sum_lanes; ++j) t += v[j];
-        return t != t ? std::numeric_limits<double>::quiet_NaN() : t;
-    }
-    double total_ds() const noexcept { return total(ds); }
-    double total_dz() const noexcept { return total(dz); }
+    lane_partials ds, dz;
+    double total_ds() const noexcept { return ds.total(); }
+    double total_dz() const noexcept { return dz.total(); }
 };
 
 // The spec: elements [0, n) of a run whose first term is term number `lane` (mod 16) of its
@@ -261,8 +253,8 @@ inline std::size_t backward_run_scalar(const lsq_element& e, const float* x, con
     for (std::size_t i = 0; i < n; ++i) {
         const lsq_grad g = e.grad(x[i], dy[i]);  // read before dx is written
         dx[i] = g.dx;
-        p.ds[lane] += static_cast<double>(g.dscale);
-        p.dz[lane] += static_cast<double>(g.dzero_point);
+        p.ds.add(lane, g.dscale);
+        p.dz.add(lane, g.dzero_point);
         lane = (lane + 1) % sum_lanes;
     }
     return lane;
@@ -293,65 +285,6 @@ LOWBIT_FORCE_INLINE xsimd::batch<float, A> fused_fma(const xsimd::batch<float, A
         return xsimd::fma(a, b, c);  // xsimd's fma3 overload: _mm256_fmadd_ps
     }
 }
-
-// The 16 double partial sums of partial_sums held in registers during a run: adding a
-// register of 16 / L float terms widens them to double and adds them lane for lane, the same
-// additions as `p.ds[j] += double(ds[j])` in the same order.
-template <class A, class = void>
-struct lane_sums;
-
-#if defined(__AVX512F__)
-template <class A>
-struct lane_sums<A, std::enable_if_t<std::is_base_of<xsimd::avx512f, A>::value>> {
-    __m512d ds[2], dz[2];  // lanes 0-7, 8-15
-    explicit lane_sums(const partial_sums& p) noexcept
-        : ds{_mm512_loadu_pd(p.ds), _mm512_loadu_pd(p.ds + 8)}, dz{_mm512_loadu_pd(p.dz), _mm512_loadu_pd(p.dz + 8)} {}
-    static __m512d low(__m512 v) noexcept { return _mm512_cvtps_pd(_mm512_castps512_ps256(v)); }
-    static __m512d high(__m512 v) noexcept {
-        return _mm512_cvtps_pd(_mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(v), 1)));
-    }
-    // register r (always 0: one register is the 16 lanes)
-    LOWBIT_FORCE_INLINE void add(std::size_t, __m512 dsv, __m512 dzv) noexcept {
-        ds[0] = _mm512_add_pd(ds[0], low(dsv));
-        ds[1] = _mm512_add_pd(ds[1], high(dsv));
-        dz[0] = _mm512_add_pd(dz[0], low(dzv));
-        dz[1] = _mm512_add_pd(dz[1], high(dzv));
-    }
-    void store(partial_sums& p) const noexcept {
-        _mm512_storeu_pd(p.ds, ds[0]);
-        _mm512_storeu_pd(p.ds + 8, ds[1]);
-        _mm512_storeu_pd(p.dz, dz[0]);
-        _mm512_storeu_pd(p.dz + 8, dz[1]);
-    }
-};
-#endif
-
-#if defined(__AVX2__)
-template <class A>
-struct lane_sums<A, std::enable_if_t<!std::is_base_of<xsimd::avx512f, A>::value &&
-                                     std::is_base_of<xsimd::fma3<xsimd::avx2>, A>::value>> {
-    __m256d ds[4], dz[4];  // lanes 0-3, 4-7, 8-11, 12-15
-    explicit lane_sums(const partial_sums& p) noexcept {
-        for (std::size_t k = 0; k < 4; ++k) {
-            ds[k] = _mm256_loadu_pd(p.ds + 4 * k);
-            dz[k] = _mm256_loadu_pd(p.dz + 4 * k);
-        }
-    }
-    // register r holds lanes 8r .. 8r + 7
-    LOWBIT_FORCE_INLINE void add(std::size_t r, __m256 dsv, __m256 dzv) noexcept {
-        ds[2 * r] = _mm256_add_pd(ds[2 * r], _mm256_cvtps_pd(_mm256_castps256_ps128(dsv)));
-        ds[2 * r + 1] = _mm256_add_pd(ds[2 * r + 1], _mm256_cvtps_pd(_mm256_extractf128_ps(dsv, 1)));
-        dz[2 * r] = _mm256_add_pd(dz[2 * r], _mm256_cvtps_pd(_mm256_castps256_ps128(dzv)));
-        dz[2 * r + 1] = _mm256_add_pd(dz[2 * r + 1], _mm256_cvtps_pd(_mm256_extractf128_ps(dzv, 1)));
-    }
-    void store(partial_sums& p) const noexcept {
-        for (std::size_t k = 0; k < 4; ++k) {
-            _mm256_storeu_pd(p.ds + 4 * k, ds[k]);
-            _mm256_storeu_pd(p.dz + 4 * k, dz[k]);
-        }
-    }
-};
-#endif
 
 // The per-element spec on one register: writes dx, returns the float ds / dz terms.
 template <class A>
@@ -391,14 +324,16 @@ std::size_t backward_run_simd(const lsq_element& e, const float* x, const float*
     const backward_consts<A> k(e);
     std::size_t i = 0;
     if (n >= sum_lanes) {
-        lane_sums<A> acc(p);
+        lane_registers<A> ds(p.ds), dz(p.dz);
         for (; i + sum_lanes <= n; i += sum_lanes)
             for (std::size_t r = 0; r < sum_lanes / L; ++r) {
                 B dsv, dzv;
                 k.run(x + i + r * L, dy + i + r * L, dx + i + r * L, dsv, dzv);
-                acc.add(r, dsv, dzv);
+                ds.add(r, dsv);
+                dz.add(r, dzv);
             }
-        acc.store(p);
+        ds.store(p.ds);
+        dz.store(p.dz);
     }
     const std::size_t rem = n - i;
     if (rem != 0) {  // through buffers: the spec's additions for lanes 0 .. rem - 1 only
@@ -415,8 +350,8 @@ std::size_t backward_run_simd(const lsq_element& e, const float* x, const float*
         }
         for (std::size_t j = 0; j < rem; ++j) {
             dx[i + j] = dxt[j];
-            p.ds[j] += static_cast<double>(ds[j]);
-            p.dz[j] += static_cast<double>(dz[j]);
+            p.ds.add(j, ds[j]);
+            p.dz.add(j, dz[j]);
         }
     }
     return rem;

@@ -20,7 +20,9 @@
 // torch.clamp's gradient). The quantization-error term (the derivative of the rounding grid's
 // spacing alpha / n with respect to alpha, which LSQ's scale gradient keeps) is NOT included,
 // as in the paper; use lsq_quantizer (quant/learnable.hpp) with a u8/u4 scheme for that.
-// dalpha is accumulated in double and rounded once to float.
+// dalpha is accumulated in double in the fixed lane order of quant/lane_sums.hpp (term k ->
+// partial k mod 16) and rounded once to float, so the SIMD loop (AVX2 and wider, kernels::
+// default_arch of the including translation unit) and the scalar loop give the same bits.
 //
 // Non-finite x: +Inf counts as x >= alpha (dalpha += dy, y = alpha's grid top); -Inf as
 // below 0 (y = 0, no gradient); NaN gives y = 0, dx = dy * 0, and dalpha becomes NaN.
@@ -31,6 +33,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <type_traits>
 
 #include "../core/fake_quantize.hpp"
 #include "../core/quantize.hpp"
@@ -38,6 +41,7 @@
 #include "../core/span.hpp"
 #include "../core/status.hpp"
 #include "../kernels/fake_quantize.hpp"
+#include "lane_sums.hpp"
 
 namespace lowbit {
 
@@ -56,6 +60,59 @@ status check(const Scheme& s, float alpha) {
     LOWBIT_DETAIL_CHECK(sc > 0.0f && is_finite(1.0f / sc), errc::invalid_argument, "alpha", alpha,
                         "alpha / quant_max must be > 0 with a finite reciprocal (not denormal)");
     return {};
+}
+
+// The spec on elements [0, n) whose first term is term `lane` of the sum: dx, and the dalpha
+// term of each element (NaN x: x; x >= alpha: dy; else nothing, i.e. +0). Returns the next lane.
+inline std::size_t backward_scalar(float alpha, const float* x, const float* dy, float* dx, std::size_t n,
+                                   lane_partials& p, std::size_t lane) noexcept {
+    for (std::size_t k = 0; k < n; ++k) {
+        const float xk = x[k], g = dy[k];  // read before dx is written (dx may alias)
+        const bool inside = xk >= 0.0f && xk < alpha;
+        if (is_nan(xk)) p.add(lane, xk);
+        else if (xk >= alpha) p.add(lane, g);
+        dx[k] = inside ? g : g * 0.0f;  // a select: the same bits at every -O (core pass_gradient)
+        lane = (lane + 1) % sum_lanes;
+    }
+    return lane;
+}
+
+#if LOWBIT_HAS_XSIMD
+// Whole blocks of 16 from lane 0 in SIMD, the tail by the spec: the same bits.
+template <class A>
+void backward_simd(float alpha, const float* x, const float* dy, float* dx, std::size_t n, lane_partials& p) noexcept {
+    using B = xsimd::batch<float, A>;
+    constexpr std::size_t L = B::size;
+    const B a(alpha), zero(0.0f);
+    std::size_t i = 0;
+    if (n >= sum_lanes) {
+        lane_registers<A> acc(p);
+        for (; i + sum_lanes <= n; i += sum_lanes)
+            for (std::size_t r = 0; r < sum_lanes / L; ++r) {
+                const B xv = B::load_unaligned(x + i + r * L), dyv = B::load_unaligned(dy + i + r * L);
+                const auto inside = (xv >= zero) & (xv < a);
+                const B term = xsimd::select(xsimd::isnan(xv), xv, xsimd::select(xv >= a, dyv, zero));
+                xsimd::select(inside, dyv, dyv * zero).store_unaligned(dx + i + r * L);
+                acc.add(r, term);
+            }
+        acc.store(p);
+    }
+    (void)backward_scalar(alpha, x + i, dy + i, dx + i, n - i, p, 0);
+}
+#endif
+
+// The SIMD loop where Arch has lane registers (AVX2 and wider), else the spec.
+template <class Arch>
+void backward(float alpha, const float* x, const float* dy, float* dx, std::size_t n, lane_partials& p) noexcept {
+#if LOWBIT_HAS_XSIMD
+    if constexpr (!std::is_same<Arch, kernels::scalar_arch>::value) {
+        if constexpr (has_lane_registers<Arch>()) {
+            backward_simd<Arch>(alpha, x, dy, dx, n, p);
+            return;
+        }
+    }
+#endif
+    (void)backward_scalar(alpha, x, dy, dx, n, p, 0);
 }
 
 }  // namespace pact
@@ -87,22 +144,17 @@ status pact_forward(const Scheme& s, float alpha, span<const float> x, span<floa
 }
 
 /// PACT backward: dx = dy * (0 <= x < alpha), returns dalpha = sum of dy where x >= alpha
-/// (NaN if any x is NaN). dx may alias dy or x exactly. An empty x gives 0.
+/// (NaN if any x is NaN; summed as the file comment says). dx may alias dy or x exactly.
+/// An empty x gives 0.
 /// Errors: as pact_forward; dy / dx sizes.
 template <class Scheme>
 result<float> pact_backward(const Scheme& s, float alpha, span<const float> x, span<const float> dy, span<float> dx) {
     LOWBIT_DETAIL_TRY(detail::pact::check(s, alpha));
     LOWBIT_DETAIL_CHECK(dy.size() == x.size(), errc::size_mismatch, "dy.size()", dy.size(), "must equal x.size()");
     LOWBIT_DETAIL_CHECK(dx.size() == x.size(), errc::size_mismatch, "dx.size()", dx.size(), "must equal x.size()");
-    double da = 0.0;
-    for (std::size_t k = 0; k < x.size(); ++k) {
-        const float xk = x[k], g = dy[k];
-        if (detail::is_nan(xk)) da += static_cast<double>(xk);
-        const bool inside = xk >= 0.0f && xk < alpha;
-        if (xk >= alpha) da += static_cast<double>(g);
-        dx[k] = inside ? g : g * 0.0f;  // a select: the same bits at every -O (core pass_gradient)
-    }
-    return static_cast<float>(da);
+    detail::lane_partials p;
+    detail::pact::backward<kernels::default_arch>(alpha, x.data(), dy.data(), dx.data(), x.size(), p);
+    return static_cast<float>(p.total());
 }
 
 /// A PACT activation quantizer: alpha, its gradient accumulator, and eps for positivity.
