@@ -11,5 +11,6 @@
 #include "kernels/quantize.hpp"
 #include "kernels/reduce.hpp"
 #include "kernels/requantize.hpp"
+#include "kernels/gemm_int4.hpp"
 
 #endif  // LOWBIT_KERNELS_HPP
