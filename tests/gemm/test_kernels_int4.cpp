@@ -374,7 +374,7 @@ TEST_CASE("binary16 conversions give the F16C instructions' bits", "[int4][f16][
     for (std::uint32_t h = 0; h < 65536; h += 8) {
         alignas(16) std::uint16_t in[8];
         for (std::uint32_t i = 0; i < 8; ++i) in[i] = static_cast<std::uint16_t>(h + i);
-        alignas(16) float out[8];
+        alignas(32) float out[8];
         _mm256_store_ps(out, _mm256_cvtph_ps(_mm_load_si128(reinterpret_cast<const __m128i*>(in))));
         for (std::uint32_t i = 0; i < 8; ++i) REQUIRE(bits_of(lowbit::f16_to_f32(in[i])) == bits_of(out[i]));
     }
