@@ -6,6 +6,7 @@
 #include "kernels/cpu.hpp"
 #include "kernels/dispatch.hpp"
 #include "kernels/fake_quantize.hpp"
+#include "kernels/gemm.hpp"
 #include "kernels/int4.hpp"
 #include "kernels/per_channel.hpp"
 #include "kernels/quantize.hpp"
