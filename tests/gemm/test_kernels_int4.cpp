@@ -301,6 +301,31 @@ TEST_CASE("int4 kernels: quantize_q8 equals the reference on every ISA", "[int4]
     }
 }
 
+TEST_CASE("int4 kernels: empty shapes (N = 0, K = 0, M = 0)", "[int4][kernels]") {
+    std::mt19937 rng(6);
+    const weights k0 = make_weights(rng, format_id::u4, 20, 0, 32, false);
+    const std::vector<std::uint8_t> p0 = pack(k0);
+    CHECK(p0.size() == 64);
+    std::vector<float> bias(20), y(40, 5.0f);
+    for (std::size_t i = 0; i < 20; ++i) bias[i] = static_cast<float>(i) - 3.5f;
+    const std::vector<float> none;
+    q8 qa(2, 0);
+    for (int4_isa isa : all_isas) {
+        if (!lowbit::kernels::int4_isa_available(isa)) continue;
+        REQUIRE(lowbit::kernels::gemm_int4_f32(p0, none, 2, 0, bias, y, 20, 0, 20, isa).ok());
+        for (std::size_t i = 0; i < 40; ++i) REQUIRE(y[i] == bias[i % 20]);  // K = 0: y = bias
+        std::fill(y.begin(), y.end(), 5.0f);
+        REQUIRE(lowbit::kernels::gemm_int4_q8(p0, qa.view(), {}, y, 20, 0, 20, isa).ok());
+        for (std::size_t i = 0; i < 40; ++i) REQUIRE(bits_of(y[i]) == 0u);  // +0.0
+    }
+    const weights n0 = make_weights(rng, format_id::s4, 0, 64, 32, true);
+    const std::vector<std::uint8_t> pn = pack(n0);
+    std::vector<float> a(64, 1.0f), y0;
+    REQUIRE(lowbit::kernels::gemm_int4_f32(pn, a, 1, 64, {}, y0, 0).ok());
+    const std::vector<std::uint8_t> p3 = pack(make_weights(rng, format_id::s4, 3, 64, 32, false));
+    REQUIRE(lowbit::kernels::gemm_int4_f32(p3, none, 0, 64, {}, y0, 3).ok());
+}
+
 TEST_CASE("int4 kernels: the packed layout, byte by byte", "[int4][kernels][layout]") {
     // s4 [N = 2, K = 32], G = 32: row 0 element k = (k % 16) - 8, row 1 element k = 7 - (k % 16)
     weights w;

@@ -145,7 +145,7 @@ inline status parse_int4_packed(span<const std::uint8_t> packed, int4_packed_inf
     info.geo = int4_geometry(fmt, info.f16, info.k, info.group_size);
     LOWBIT_DETAIL_CHECK(tile_bytes == info.geo.tile_bytes, errc::invalid_argument, "packed",
                         static_cast<double>(tile_bytes), "has a tile size that does not match K / G");
-    LOWBIT_DETAIL_CHECK(info.tiles <= (packed.size() - int4_header_bytes) / (tile_bytes == 0 ? 1 : tile_bytes),
+    LOWBIT_DETAIL_CHECK(tile_bytes == 0 || info.tiles <= (packed.size() - int4_header_bytes) / tile_bytes,  // K = 0: empty tiles
                         errc::size_mismatch, "packed.size()", packed.size(), "is smaller than the header's tiles");
     info.base = p + int4_header_bytes;
     return {};
