@@ -582,16 +582,14 @@ struct gemm_epi_f32 {
     }
 };
 
-// Requantizing epilogue: fixed-point (Params = requantize_params) or float multipliers.
-template <class Arch, class Scheme, class Params>
-struct gemm_epi_requant;
-
 // The SIMD requantize tables exist for every xsimd architecture lowbit supports.
 template <class Arch>
 constexpr bool gemm_requant_simd() noexcept {
     return LOWBIT_HAS_XSIMD && !std::is_same<Arch, scalar_arch>::value;
 }
 
+// Requantizing epilogues: fixed-point (Params = requantize_params) or float multipliers; the
+// scalar one (ref's per-element formulas) without SIMD, the two below with it.
 template <class Arch, class Scheme, class Params>
 struct gemm_epi_requant_scalar {
     using storage = typename Scheme::storage_type;
