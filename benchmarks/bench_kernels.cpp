@@ -4,9 +4,9 @@
 //
 //   frac_of_stream = time of the stream loop / time of the kernel   (same bytes, same buffers)
 //
-// 1.0 means the kernel is as fast as a simple loop moving its bytes can be; ~0.5 means it
-// spends as long computing as the memory system needs to feed it. It can exceed 1 a little
-// (the stream loop is a compiler-vectorised loop, not a hand-tuned copy).
+// 1.0 means the kernel is as fast as a simple loop moving its bytes can be. The stream loops,
+// and how frac_of_stream is measured (right around each kernel's timed loop, on the kernel's
+// own buffers), are in stream.hpp, shared with bench_observers and bench_quant.
 //
 //   ./bench_kernels --benchmark_repetitions=5 --benchmark_report_aggregates_only=true
 //       --benchmark_format=json --benchmark_out=kernels.json
@@ -19,39 +19,30 @@
 // clock), which leaves out the time the process spends descheduled on a busy machine; the
 // real_time column is there too.
 //
-// How frac_of_stream is measured: the machines are shared, and the memory bandwidth a
-// core gets drifts by tens of percent within minutes, so the stream loop is not timed once
-// at start-up but right around each kernel measurement, on the kernel's own buffers: a
-// quarter as many stream iterations just before and just after Google Benchmark's timed
-// loop, bracketing it, all on the thread's CPU clock. Which variant of the stream loop is
-// used (see "Stream loops" below) is decided once per shape and size. The
-// stream/<shape>/<n> benchmarks report the same loops' absolute rates on their own.
+// The stream/<shape>/<n> benchmarks report the stream loops' absolute rates on their own.
 #include <benchmark/benchmark.h>
 
-#include <algorithm>
 #include <cstddef>
 #include <cstdint>
 #include <cstdlib>
-#include <exception>
-#include <functional>
 #include <map>
 #include <new>
 #include <random>
 #include <string>
-#include <type_traits>
 #include <utility>
 #include <vector>
 
-#include <time.h>  // clock_gettime(CLOCK_THREAD_CPUTIME_ID), POSIX
-
 #include <lowbit/kernels.hpp>
 #include <lowbit/lowbit.hpp>
+
+#include "stream.hpp"
 
 namespace {
 
 using lowbit::span;
 
-constexpr std::int64_t sizes[] = {std::int64_t(1) << 16, std::int64_t(1) << 20, std::int64_t(1) << 24};
+using namespace lowbit_bench;  // stream.hpp
+
 
 // ---------------------------------------------------------------------------------------
 // Buffers: 64-byte aligned; inputs generated once per (kind, size) and shared.
@@ -102,211 +93,6 @@ const buffer<T>& uniform_int(std::size_t n, std::int64_t lo, std::int64_t hi) {
     return b;
 }
 
-std::size_t arg_n(const benchmark::State& state) { return static_cast<std::size_t>(state.range(0)); }
-
-// ---------------------------------------------------------------------------------------
-// Stream loops: the plainest loop with an operation's memory traffic, named by shape
-// "r<bytes read>w<bytes written>" per element. They move the bytes as integers through
-// may_alias pointers (so they can run on a kernel's float / int8 buffers), use __restrict so
-// no run-time alias check is needed, and loop to a count the compiler can see is a
-// multiple of 64 (every size here is), so GCC's -O2 "very cheap" vectoriser takes each loop
-// whole, without a scalar epilogue. Checked with -fopt-info-vec-optimized (every one "loop
-// vectorized using 64 byte vectors", the nibble one 32) and objdump: r4w1 with Work = 0 is
-// 4 zmm loads + vpsrld + 3 vpermt2w/b + one 64-byte store per 64 elements.
-//
-// Work = 0 is the pure copy-like loop. It is the fastest in L2, but not from L3 or DRAM: on
-// the Zen 4 machines this was written on, a loop that issues loads and stores flat out got
-// 15 - 35% less bandwidth there than the same loop with a few ALU operations per element
-// (r4w1 at 16Mi: 3.15 Gelem/s plain, 3.97 with Work = 2; r4w4 at 1Mi: 8.6 vs 11.5), and
-// real kernels, which compute between their loads, beat the plain loop by as much. So every
-// shape comes with Work = 0, 2, 4, 8 steps of a cheap integer mix per element, and the
-// fastest variant for each (shape, size), picked once per process by a short timing, is
-// the stream figure.
-
-using u32a = std::uint32_t __attribute__((may_alias));
-using u8a = std::uint8_t __attribute__((may_alias));
-
-constexpr std::size_t stream_block = 64;
-constexpr int stream_work[] = {0, 2, 4, 8};
-constexpr std::size_t stream_variants = sizeof(stream_work) / sizeof(stream_work[0]);
-
-// Work steps of 2 dependent vector operations each (shift-xor, add). Recursion, not a loop:
-// an inner loop left in a loop body (two of them in r4w0_5) stops -O2's vectoriser.
-template <int Work>
-inline std::uint32_t mix(std::uint32_t v) {
-    if constexpr (Work == 0) {
-        return v;
-    } else {
-        return mix<Work - 1>((v ^ (v >> 5)) + 0x9E3779B9u);
-    }
-}
-
-#define LOWBIT_BENCH_STREAM template <int Work> __attribute__((noinline))
-
-// quantize, per-channel quantize, requantize s32 -> s8: 4 bytes in, 1 byte out.
-LOWBIT_BENCH_STREAM void stream_r4w1(const u32a* __restrict in, u8a* __restrict out, std::size_t blocks) {
-    for (std::size_t i = 0; i < blocks * stream_block; ++i) out[i] = static_cast<std::uint8_t>(mix<Work>(in[i]) >> 24);
-}
-// 4-bit quantize: 4 bytes in, half a byte out (elements j and j + 32 of a block of 64 share
-// a byte; a kernel pairs neighbours instead, which moves the same bytes).
-LOWBIT_BENCH_STREAM void stream_r4w0_5(const u32a* __restrict in, u8a* __restrict out, std::size_t blocks) {
-    for (std::size_t b = 0; b < blocks; ++b) {
-        const u32a* x = in + b * stream_block;
-        u8a* o = out + b * (stream_block / 2);
-        for (std::size_t j = 0; j < stream_block / 2; ++j)
-            o[j] = static_cast<std::uint8_t>((mix<Work>(x[j]) >> 28) | ((mix<Work>(x[j + stream_block / 2]) >> 24) & 0xF0u));
-    }
-}
-// dequantize: 1 byte in, 4 bytes out.
-LOWBIT_BENCH_STREAM void stream_r1w4(const u8a* __restrict in, u32a* __restrict out, std::size_t blocks) {
-    for (std::size_t i = 0; i < blocks * stream_block; ++i) out[i] = mix<Work>(static_cast<std::uint32_t>(in[i]) << 23);
-}
-// fake-quantize forward: 4 in, 4 out.
-LOWBIT_BENCH_STREAM void stream_r4w4(const u32a* __restrict in, u32a* __restrict out, std::size_t blocks) {
-    for (std::size_t i = 0; i < blocks * stream_block; ++i) out[i] = mix<Work>(in[i]) ^ 0x80000000u;
-}
-// fake-quantize forward that also writes the mask: 4 in, 4 + 1 out.
-LOWBIT_BENCH_STREAM void stream_r4w5(const u32a* __restrict in, u32a* __restrict out, u8a* __restrict mask,
-                                     std::size_t blocks) {
-    for (std::size_t i = 0; i < blocks * stream_block; ++i) {
-        const std::uint32_t v = mix<Work>(in[i]);
-        out[i] = v ^ 0x80000000u;
-        mask[i] = static_cast<std::uint8_t>(v >> 31);
-    }
-}
-// fake-quantize backward (x, dy -> dx): 4 + 4 in, 4 out.
-LOWBIT_BENCH_STREAM void stream_r8w4(const u32a* __restrict a, const u32a* __restrict b, u32a* __restrict out,
-                                     std::size_t blocks) {
-    for (std::size_t i = 0; i < blocks * stream_block; ++i) out[i] = mix<Work>(a[i]) & b[i];
-}
-// backward from a saved mask (mask, dy -> dx): 1 + 4 in, 4 out.
-LOWBIT_BENCH_STREAM void stream_r5w4(const u8a* __restrict m, const u32a* __restrict b, u32a* __restrict out,
-                                     std::size_t blocks) {
-    for (std::size_t i = 0; i < blocks * stream_block; ++i)
-        out[i] = mix<Work>(b[i]) & (0u - static_cast<std::uint32_t>(m[i]));
-}
-// reductions (min/max, histogram): 4 in, nothing out.
-LOWBIT_BENCH_STREAM std::uint32_t stream_r4w0(const u32a* __restrict in, std::size_t blocks) {
-    std::uint32_t acc = 0;
-    for (std::size_t i = 0; i < blocks * stream_block; ++i) acc |= mix<Work>(in[i]);
-    return acc;
-}
-
-#undef LOWBIT_BENCH_STREAM
-
-// One stream shape bound to a benchmark's buffers (viewed as bytes; n a multiple of 64),
-// with its variants run[v] (Work = stream_work[v]).
-struct stream_loop {
-    std::string key;  // "<shape>/<n>"
-    std::function<void()> run[stream_variants];
-};
-
-// f(std::integral_constant<int, Work>) runs the loop once.
-template <class F>
-stream_loop bind_stream(const char* shape, std::size_t n, F f) {
-    stream_loop s;
-    s.key = std::string(shape) + "/" + std::to_string(n);
-    s.run[0] = [f] { f(std::integral_constant<int, stream_work[0]>{}); };
-    s.run[1] = [f] { f(std::integral_constant<int, stream_work[1]>{}); };
-    s.run[2] = [f] { f(std::integral_constant<int, stream_work[2]>{}); };
-    s.run[3] = [f] { f(std::integral_constant<int, stream_work[3]>{}); };
-    return s;
-}
-static_assert(stream_variants == 4, "bind_stream binds four variants");
-
-template <class In, class Out>
-stream_loop r4w1(const In* in, Out* out, std::size_t n) {
-    return bind_stream("r4w1", n, [=](auto w) {
-        stream_r4w1<decltype(w)::value>(reinterpret_cast<const u32a*>(in), reinterpret_cast<u8a*>(out), n / stream_block);
-    });
-}
-template <class In, class Out>
-stream_loop r4w0_5(const In* in, Out* out, std::size_t n) {
-    return bind_stream("r4w0_5", n, [=](auto w) {
-        stream_r4w0_5<decltype(w)::value>(reinterpret_cast<const u32a*>(in), reinterpret_cast<u8a*>(out),
-                                          n / stream_block);
-    });
-}
-template <class In, class Out>
-stream_loop r1w4(const In* in, Out* out, std::size_t n) {
-    return bind_stream("r1w4", n, [=](auto w) {
-        stream_r1w4<decltype(w)::value>(reinterpret_cast<const u8a*>(in), reinterpret_cast<u32a*>(out), n / stream_block);
-    });
-}
-template <class In, class Out>
-stream_loop r4w4(const In* in, Out* out, std::size_t n) {
-    return bind_stream("r4w4", n, [=](auto w) {
-        stream_r4w4<decltype(w)::value>(reinterpret_cast<const u32a*>(in), reinterpret_cast<u32a*>(out), n / stream_block);
-    });
-}
-template <class In, class Out, class Mask>
-stream_loop r4w5(const In* in, Out* out, Mask* mask, std::size_t n) {
-    return bind_stream("r4w5", n, [=](auto w) {
-        stream_r4w5<decltype(w)::value>(reinterpret_cast<const u32a*>(in), reinterpret_cast<u32a*>(out),
-                                        reinterpret_cast<u8a*>(mask), n / stream_block);
-    });
-}
-template <class A, class B, class Out>
-stream_loop r8w4(const A* a, const B* b, Out* out, std::size_t n) {
-    return bind_stream("r8w4", n, [=](auto w) {
-        stream_r8w4<decltype(w)::value>(reinterpret_cast<const u32a*>(a), reinterpret_cast<const u32a*>(b),
-                                        reinterpret_cast<u32a*>(out), n / stream_block);
-    });
-}
-template <class M, class B, class Out>
-stream_loop r5w4(const M* m, const B* b, Out* out, std::size_t n) {
-    return bind_stream("r5w4", n, [=](auto w) {
-        stream_r5w4<decltype(w)::value>(reinterpret_cast<const u8a*>(m), reinterpret_cast<const u32a*>(b),
-                                        reinterpret_cast<u32a*>(out), n / stream_block);
-    });
-}
-template <class In>
-stream_loop r4w0(const In* in, std::size_t n) {
-    return bind_stream("r4w0", n, [=](auto w) {
-        benchmark::DoNotOptimize(stream_r4w0<decltype(w)::value>(reinterpret_cast<const u32a*>(in), n / stream_block));
-    });
-}
-
-// The calling thread's CPU time, the clock Google Benchmark's cpu_time uses.
-double thread_seconds() {
-    timespec ts{};
-    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
-    return static_cast<double>(ts.tv_sec) + 1e-9 * static_cast<double>(ts.tv_nsec);
-}
-
-double seconds_of(const std::function<void()>& run, std::int64_t reps) {
-    const double t0 = thread_seconds();
-    for (std::int64_t i = 0; i < reps; ++i) {
-        run();
-        benchmark::ClobberMemory();
-    }
-    return thread_seconds() - t0;
-}
-
-// The fastest variant of a (shape, size), chosen once per process: 3 interleaved rounds of
-// ~10 ms per variant, the best time of each.
-std::size_t best_variant(const stream_loop& s) {
-    static std::map<std::string, std::size_t> chosen;
-    const auto it = chosen.find(s.key);
-    if (it != chosen.end()) return it->second;
-    s.run[0]();  // warm
-    const double once = std::max(seconds_of(s.run[0], 1), 1e-7);
-    const auto reps = static_cast<std::int64_t>(std::max(1.0, 0.01 / once));
-    double best[stream_variants];
-    std::fill(best, best + stream_variants, 1e30);
-    for (int round = 0; round < 3; ++round)
-        for (std::size_t v = 0; v < stream_variants; ++v) best[v] = std::min(best[v], seconds_of(s.run[v], reps));
-    const std::size_t v = static_cast<std::size_t>(std::min_element(best, best + stream_variants) - best);
-    chosen[s.key] = v;
-    return v;
-}
-
-void set_rates(benchmark::State& state, double bytes_per_element) {
-    const double elements = static_cast<double>(state.iterations()) * static_cast<double>(state.range(0));
-    state.SetItemsProcessed(static_cast<std::int64_t>(elements));
-    state.SetBytesProcessed(static_cast<std::int64_t>(elements * bytes_per_element));
-}
-
 // The stream benchmarks on their own: absolute limits per shape and size (the fastest
 // variant; counter `work` says which).
 void stream_benchmark(benchmark::State& state, const std::string& shape) {
@@ -327,46 +113,11 @@ void stream_benchmark(benchmark::State& state, const std::string& shape) {
         {"r4w0", {r4w0(x.data(), n), 4.0}},
     };
     const auto& loop = loops.at(shape);
-    const std::size_t v = best_variant(loop.first);
-    const std::function<void()>& run = loop.first.run[v];
-    for (auto _ : state) {
-        run();
-        benchmark::ClobberMemory();
-    }
-    set_rates(state, loop.second);
-    state.counters["work"] = stream_work[v];
+    run_stream_row(state, loop.first, loop.second);
 }
 
 // ---------------------------------------------------------------------------------------
-// Kernel benchmarks. `call` runs the operation once; it is called once untimed first (a
-// lowbit::error becomes a skipped benchmark carrying its message). Then: stream loop,
-// timed kernel loop, stream loop (see the file comment).
-
-template <class Call>
-void run_kernel(benchmark::State& state, const stream_loop& stream, double bytes_per_element, Call call) {
-    try {
-        call();
-    } catch (const std::exception& e) {
-        state.SkipWithError(e.what());
-        return;
-    }
-    const std::function<void()>& run_stream = stream.run[best_variant(stream)];
-    const std::int64_t reps = std::max<std::int64_t>(1, static_cast<std::int64_t>(state.max_iterations) / 4);
-    run_stream();  // warm: the kernel's last pass may have left other lines in cache
-    const double before = seconds_of(run_stream, reps);
-    call();
-    const double t0 = thread_seconds();
-    for (auto _ : state) {
-        call();
-        benchmark::ClobberMemory();
-    }
-    const double kernel = thread_seconds() - t0;
-    const double after = seconds_of(run_stream, reps);
-    set_rates(state, bytes_per_element);
-    const double stream_per_iter = (before + after) / (2.0 * static_cast<double>(reps));
-    const double kernel_per_iter = kernel / static_cast<double>(state.iterations());
-    state.counters["frac_of_stream"] = stream_per_iter / kernel_per_iter;
-}
+// Kernel benchmarks: run_against_stream (stream.hpp) times `call` between two stream runs.
 
 namespace lk = lowbit::kernels;
 
@@ -405,7 +156,7 @@ void quantize_per_tensor(benchmark::State& state, lowbit::qparams qp) {
     const auto s = lowbit::scheme<Format>{};
     buffer<storage> q(Format::storage_size(n));
     const stream_loop stream = Format::is_packed ? r4w0_5(x.data(), q.data(), n) : r4w1(x.data(), q.data(), n);
-    run_kernel(state, stream, Format::is_packed ? 4.5 : 5.0, [&] {
+    run_against_stream(state, stream, Format::is_packed ? 4.5 : 5.0, [&] {
         benchmark::DoNotOptimize(lk::quantize(s, qp, span<const float>(x), span<storage>(q)));
     });
 }
@@ -415,7 +166,7 @@ void dequantize_s8(benchmark::State& state) {
     const auto& q = uniform_int<std::int8_t>(n, -128, 127);
     buffer<float> x(n);
     const auto s = lowbit::scheme<lowbit::s8>{};
-    run_kernel(state, r1w4(q.data(), x.data(), n), 5.0, [&] {
+    run_against_stream(state, r1w4(q.data(), x.data(), n), 5.0, [&] {
         benchmark::DoNotOptimize(lk::dequantize(s, qp_s8, span<const std::int8_t>(q), span<float>(x)));
     });
 }
@@ -427,7 +178,7 @@ void fake_quantize_forward(benchmark::State& state, bool with_mask) {
     buffer<std::uint8_t> mask(with_mask ? n : 0);
     const auto s = lowbit::scheme<lowbit::s8>{};
     const stream_loop stream = with_mask ? r4w5(x.data(), y.data(), mask.data(), n) : r4w4(x.data(), y.data(), n);
-    run_kernel(state, stream, with_mask ? 9.0 : 8.0, [&] {
+    run_against_stream(state, stream, with_mask ? 9.0 : 8.0, [&] {
         benchmark::DoNotOptimize(
             lk::fake_quantize(s, qp_s8, span<const float>(x), span<float>(y), span<std::uint8_t>(mask)));
     });
@@ -439,7 +190,7 @@ void fake_quantize_backward(benchmark::State& state) {
     const auto& dy = normal_f32(n, 7);
     buffer<float> dx(n);
     const auto s = lowbit::scheme<lowbit::s8>{};
-    run_kernel(state, r8w4(x.data(), dy.data(), dx.data(), n), 12.0, [&] {
+    run_against_stream(state, r8w4(x.data(), dy.data(), dx.data(), n), 12.0, [&] {
         benchmark::DoNotOptimize(
             lk::fake_quantize_backward(s, qp_s8, span<const float>(x), span<const float>(dy), span<float>(dx)));
     });
@@ -450,7 +201,7 @@ void fake_quantize_backward_masked(benchmark::State& state) {
     const auto& mask = uniform_int<std::uint8_t>(n, 0, 1);
     const auto& dy = normal_f32(n, 7);
     buffer<float> dx(n);
-    run_kernel(state, r5w4(mask.data(), dy.data(), dx.data(), n), 9.0, [&] {
+    run_against_stream(state, r5w4(mask.data(), dy.data(), dx.data(), n), 9.0, [&] {
         benchmark::DoNotOptimize(
             lk::fake_quantize_backward_masked(span<const std::uint8_t>(mask), span<const float>(dy), span<float>(dx)));
     });
@@ -463,7 +214,7 @@ void quantize_per_channel(benchmark::State& state, std::size_t axis) {
     const auto s = lowbit::scheme<lowbit::s8>{}.per_channel(axis);
     const channel_params p(channels);
     buffer<std::int8_t> q(n);
-    run_kernel(state, r4w1(x.data(), q.data(), n), 5.0, [&] {
+    run_against_stream(state, r4w1(x.data(), q.data(), n), 5.0, [&] {
         benchmark::DoNotOptimize(lk::quantize(s, shp, p.view(), span<const float>(x), span<std::int8_t>(q)));
     });
 }
@@ -477,7 +228,7 @@ void fake_quantize_per_channel(benchmark::State& state, std::size_t axis, bool w
     buffer<float> y(n);
     buffer<std::uint8_t> mask(with_mask ? n : 0);
     const stream_loop stream = with_mask ? r4w5(x.data(), y.data(), mask.data(), n) : r4w4(x.data(), y.data(), n);
-    run_kernel(state, stream, with_mask ? 9.0 : 8.0, [&] {
+    run_against_stream(state, stream, with_mask ? 9.0 : 8.0, [&] {
         benchmark::DoNotOptimize(
             lk::fake_quantize(s, shp, p.view(), span<const float>(x), span<float>(y), span<std::uint8_t>(mask)));
     });
@@ -491,7 +242,7 @@ void fake_quantize_backward_per_channel(benchmark::State& state) {
     const auto s = lowbit::scheme<lowbit::s8>{}.per_channel(0);
     const channel_params p(channels);
     buffer<float> dx(n);
-    run_kernel(state, r8w4(x.data(), dy.data(), dx.data(), n), 12.0, [&] {
+    run_against_stream(state, r8w4(x.data(), dy.data(), dx.data(), n), 12.0, [&] {
         benchmark::DoNotOptimize(lk::fake_quantize_backward(s, shp, p.view(), span<const float>(x),
                                                             span<const float>(dy), span<float>(dx)));
     });
@@ -508,7 +259,7 @@ void quantize_per_group_s4(benchmark::State& state) {
     for (std::size_t g = 0; g < scales.size(); ++g) scales[g] = 0.3f + 0.01f * static_cast<float>(g % 13);
     const lowbit::qparams_view qp{scales, {}};
     buffer<std::uint8_t> q(lowbit::s4::storage_size(n));
-    run_kernel(state, r4w0_5(x.data(), q.data(), n), 4.625, [&] {
+    run_against_stream(state, r4w0_5(x.data(), q.data(), n), 4.625, [&] {
         benchmark::DoNotOptimize(lk::quantize(s, shp, qp, span<const float>(x), span<std::uint8_t>(q)));
     });
 }
@@ -534,7 +285,7 @@ void requantize_s32_s8(benchmark::State& state, lowbit::requant_rounding roundin
     p.zero_point = -3;
     p.rounding = rounding;
     buffer<std::int8_t> out(n);
-    run_kernel(state, r4w1(acc.data(), out.data(), n), 5.0, [&] {
+    run_against_stream(state, r4w1(acc.data(), out.data(), n), 5.0, [&] {
         benchmark::DoNotOptimize(lk::requantize(s, shp, p, span<const std::int32_t>(acc), span<std::int8_t>(out)));
     });
 }
@@ -551,7 +302,7 @@ void requantize_s32_s8_float(benchmark::State& state) {
     p.bias = bias;
     p.zero_point = -3;
     buffer<std::int8_t> out(n);
-    run_kernel(state, r4w1(acc.data(), out.data(), n), 5.0, [&] {
+    run_against_stream(state, r4w1(acc.data(), out.data(), n), 5.0, [&] {
         benchmark::DoNotOptimize(
             lk::requantize(s, lowbit::shape{n}, p, span<const std::int32_t>(acc), span<std::int8_t>(out)));
     });
@@ -560,7 +311,8 @@ void requantize_s32_s8_float(benchmark::State& state) {
 void min_max_f32(benchmark::State& state) {
     const std::size_t n = arg_n(state);
     const auto& x = normal_f32(n);
-    run_kernel(state, r4w0(x.data(), n), 4.0, [&] { benchmark::DoNotOptimize(lk::min_max(span<const float>(x))); });
+    run_against_stream(state, r4w0(x.data(), n), 4.0,
+                       [&] { benchmark::DoNotOptimize(lk::min_max(span<const float>(x))); });
 }
 
 // Per-channel min / max (PerChannelMinMaxObserver): axis 0 of [C, n / C] or axis 1 of [n / C, C].
@@ -569,7 +321,7 @@ void min_max_f32_per_channel(benchmark::State& state, std::size_t axis) {
     const auto& x = normal_f32(n);
     const lowbit::shape shp = channel_shape(n, axis);
     std::vector<float> mins(channels), maxs(channels);
-    run_kernel(state, r4w0(x.data(), n), 4.0, [&] {
+    run_against_stream(state, r4w0(x.data(), n), 4.0, [&] {
         benchmark::DoNotOptimize(lk::min_max(shp, axis, span<const float>(x), span<float>(mins), span<float>(maxs)));
     });
 }
@@ -579,7 +331,7 @@ void histogram_f32(benchmark::State& state) {
     const std::size_t n = arg_n(state);
     const auto& x = normal_f32(n);
     std::vector<std::uint64_t> bins(2048);
-    run_kernel(state, r4w0(x.data(), n), 4.0, [&] {
+    run_against_stream(state, r4w0(x.data(), n), 4.0, [&] {
         benchmark::DoNotOptimize(lk::histogram(span<const float>(x), -5.0f, 5.0f, span<std::uint64_t>(bins)));
     });
 }
@@ -590,7 +342,7 @@ void ref_quantize_s8(benchmark::State& state) {
     const auto& x = normal_f32(n);
     const auto s = lowbit::scheme<lowbit::s8>{};
     buffer<std::int8_t> q(n);
-    run_kernel(state, r4w1(x.data(), q.data(), n), 5.0, [&] {
+    run_against_stream(state, r4w1(x.data(), q.data(), n), 5.0, [&] {
         benchmark::DoNotOptimize(lowbit::ref::quantize(s, qp_s8, span<const float>(x), span<std::int8_t>(q)));
     });
 }
@@ -600,17 +352,12 @@ void ref_fake_quantize(benchmark::State& state) {
     const auto& x = normal_f32(n);
     const auto s = lowbit::scheme<lowbit::s8>{};
     buffer<float> y(n);
-    run_kernel(state, r4w4(x.data(), y.data(), n), 8.0, [&] {
+    run_against_stream(state, r4w4(x.data(), y.data(), n), 8.0, [&] {
         benchmark::DoNotOptimize(lowbit::ref::fake_quantize(s, qp_s8, span<const float>(x), span<float>(y)));
     });
 }
 
 // ---------------------------------------------------------------------------------------
-
-struct entry {
-    std::string name;
-    std::function<void(benchmark::State&)> fn;
-};
 
 std::vector<entry> benchmark_list() {
     using lowbit::requant_rounding;
@@ -656,7 +403,7 @@ std::vector<entry> benchmark_list() {
              const auto& x = normal_f32(n);
              const auto s = lowbit::scheme<lowbit::s8>{}.with_profile(lowbit::profile::tflite);
              buffer<std::int8_t> q(n);
-             run_kernel(st, r4w1(x.data(), q.data(), n), 5.0, [&] {
+             run_against_stream(st, r4w1(x.data(), q.data(), n), 5.0, [&] {
                  benchmark::DoNotOptimize(lk::quantize(s, qp_s8, span<const float>(x), span<std::int8_t>(q)));
              });
          }},
@@ -666,7 +413,7 @@ std::vector<entry> benchmark_list() {
              const auto& x = normal_f32(n);
              const auto s = lowbit::scheme<lowbit::s8>{}.with_profile(lowbit::profile::tflite);
              buffer<float> y(n);
-             run_kernel(st, r4w4(x.data(), y.data(), n), 8.0, [&] {
+             run_against_stream(st, r4w4(x.data(), y.data(), n), 8.0, [&] {
                  benchmark::DoNotOptimize(lk::fake_quantize(s, qp_s8, span<const float>(x), span<float>(y)));
              });
          }},
@@ -677,7 +424,7 @@ std::vector<entry> benchmark_list() {
              const auto& dy = normal_f32(n, 7);
              const auto s = lowbit::scheme<lowbit::s8>{}.with_profile(lowbit::profile::tflite);
              buffer<float> dx(n);
-             run_kernel(st, r8w4(x.data(), dy.data(), dx.data(), n), 12.0, [&] {
+             run_against_stream(st, r8w4(x.data(), dy.data(), dx.data(), n), 12.0, [&] {
                  benchmark::DoNotOptimize(lk::fake_quantize_backward(s, qp_s8, span<const float>(x),
                                                                      span<const float>(dy), span<float>(dx)));
              });
@@ -689,15 +436,4 @@ std::vector<entry> benchmark_list() {
 
 }  // namespace
 
-int main(int argc, char** argv) {
-    benchmark::Initialize(&argc, argv);
-    if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;
-    for (const entry& e : benchmark_list()) {
-        benchmark::internal::Benchmark* b = benchmark::RegisterBenchmark(e.name.c_str(), e.fn);
-        for (const std::int64_t n : sizes) b->Arg(n);
-        b->Unit(benchmark::kMicrosecond);
-    }
-    benchmark::RunSpecifiedBenchmarks();
-    benchmark::Shutdown();
-    return 0;
-}
+int main(int argc, char** argv) { return lowbit_bench::benchmark_main(argc, argv, benchmark_list); }

@@ -6,7 +6,8 @@
 //
 // measured right around the observer's timed loop (a quarter as many stream iterations just
 // before and just after it), so both see the same cache state and the same moment's memory
-// bandwidth. 1.0 = the observer is as fast as reading the batch once can be.
+// bandwidth. 1.0 = the observer is as fast as reading the batch once can be. The stream loop
+// and the measurement are stream.hpp's, shared with bench_kernels and bench_quant.
 //
 //   ./bench_observers --benchmark_repetitions=5 --benchmark_report_aggregates_only=true
 //       --benchmark_format=json --benchmark_out=observers.json
@@ -30,22 +31,17 @@
 // Times and rates are CPU time (the thread's CPU clock, Google Benchmark's default).
 #include <benchmark/benchmark.h>
 
-#include <algorithm>
 #include <cstddef>
 #include <cstdint>
 #include <cstdlib>
 #include <exception>
-#include <functional>
 #include <map>
 #include <new>
 #include <random>
 #include <stdexcept>
-#include <string>
 #include <tuple>
 #include <utility>
 #include <vector>
-
-#include <time.h>  // clock_gettime(CLOCK_THREAD_CPUTIME_ID), POSIX
 
 #include <lowbit/lowbit.hpp>
 #include <lowbit/observers/entropy.hpp>
@@ -55,11 +51,14 @@
 #include <lowbit/observers/per_channel_minmax.hpp>
 #include <lowbit/observers/percentile.hpp>
 
+#include "stream.hpp"
+
 namespace {
 
 using lowbit::span;
 
-constexpr std::int64_t sizes[] = {std::int64_t(1) << 16, std::int64_t(1) << 20, std::int64_t(1) << 24};
+using namespace lowbit_bench;  // stream.hpp
+
 constexpr std::size_t channels = 256;            // per-channel rows: [256, n / 256], axis 0
 constexpr std::size_t qparams_batch = 1u << 20;  // qparams rows: one batch of this size observed
 
@@ -90,97 +89,10 @@ const aligned_floats& normal_f32(std::size_t n) {
     return it->second;
 }
 
-// ---------------------------------------------------------------------------------------
-// The read-only stream (bench_kernels' r4w0 shape): OR of every 32-bit word after Work steps
-// of a cheap integer mix, in blocks of 64 so -O2's vectoriser takes the loop whole. As in
-// bench_kernels, Work = 0, 2, 4, 8 are all built and the fastest for a size (picked once per
-// process) is the stream figure: from L3 / DRAM a loop doing a little work per element gets
-// more bandwidth than the bare one.
-
-using u32a = std::uint32_t __attribute__((may_alias));
-constexpr std::size_t stream_block = 64;
-constexpr int stream_work[] = {0, 2, 4, 8};
-constexpr std::size_t stream_variants = sizeof(stream_work) / sizeof(stream_work[0]);
-
-template <int Work>
-inline std::uint32_t mix(std::uint32_t v) {
-    if constexpr (Work == 0) {
-        return v;
-    } else {
-        return mix<Work - 1>((v ^ (v >> 5)) + 0x9E3779B9u);
-    }
-}
-
-template <int Work>
-__attribute__((noinline)) std::uint32_t stream_r4w0(const u32a* __restrict in, std::size_t blocks) {
-    std::uint32_t acc = 0;
-    for (std::size_t i = 0; i < blocks * stream_block; ++i) acc |= mix<Work>(in[i]);
-    return acc;
-}
-
-struct stream_loop {
-    std::size_t n = 0;
-    std::function<void()> run[stream_variants];
-};
-
-stream_loop r4w0(const float* x, std::size_t n) {  // n: a multiple of 64
-    stream_loop s;
-    s.n = n;
-    const auto* in = reinterpret_cast<const u32a*>(x);
-    const std::size_t blocks = n / stream_block;
-    s.run[0] = [=] { benchmark::DoNotOptimize(stream_r4w0<stream_work[0]>(in, blocks)); };
-    s.run[1] = [=] { benchmark::DoNotOptimize(stream_r4w0<stream_work[1]>(in, blocks)); };
-    s.run[2] = [=] { benchmark::DoNotOptimize(stream_r4w0<stream_work[2]>(in, blocks)); };
-    s.run[3] = [=] { benchmark::DoNotOptimize(stream_r4w0<stream_work[3]>(in, blocks)); };
-    return s;
-}
-static_assert(stream_variants == 4, "r4w0 binds four variants");
-
-double thread_seconds() {
-    timespec ts{};
-    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
-    return static_cast<double>(ts.tv_sec) + 1e-9 * static_cast<double>(ts.tv_nsec);
-}
-
-double seconds_of(const std::function<void()>& run, std::int64_t reps) {
-    const double t0 = thread_seconds();
-    for (std::int64_t i = 0; i < reps; ++i) {
-        run();
-        benchmark::ClobberMemory();
-    }
-    return thread_seconds() - t0;
-}
-
-// The fastest variant for a size, chosen once per process: 3 interleaved rounds of ~10 ms
-// per variant, the best time of each.
-std::size_t best_variant(const stream_loop& s) {
-    static std::map<std::size_t, std::size_t> chosen;
-    const auto it = chosen.find(s.n);
-    if (it != chosen.end()) return it->second;
-    s.run[0]();
-    const double once = std::max(seconds_of(s.run[0], 1), 1e-7);
-    const auto reps = static_cast<std::int64_t>(std::max(1.0, 0.01 / once));
-    double best[stream_variants];
-    std::fill(best, best + stream_variants, 1e30);
-    for (int round = 0; round < 3; ++round)
-        for (std::size_t v = 0; v < stream_variants; ++v) best[v] = std::min(best[v], seconds_of(s.run[v], reps));
-    const auto v = static_cast<std::size_t>(std::min_element(best, best + stream_variants) - best);
-    chosen[s.n] = v;
-    return v;
-}
-
 // stream/r4w0/<n>: the stream's absolute rate (counter `work`: the variant).
 void stream_benchmark(benchmark::State& state) {
-    const std::size_t n = static_cast<std::size_t>(state.range(0));
-    const stream_loop s = r4w0(normal_f32(n).p, n);
-    const std::size_t v = best_variant(s);
-    for (auto _ : state) {
-        s.run[v]();
-        benchmark::ClobberMemory();
-    }
-    state.SetItemsProcessed(state.iterations() * state.range(0));
-    state.SetBytesProcessed(state.iterations() * state.range(0) * 4);
-    state.counters["work"] = stream_work[v];
+    const std::size_t n = arg_n(state);
+    run_stream_row(state, r4w0(normal_f32(n).p, n), 4.0);
 }
 
 // A failed check throws lowbit::error (a std::invalid_argument); without exceptions the
@@ -190,32 +102,11 @@ void require_ok(const R& r) {
     if (!r.ok()) throw std::runtime_error("lowbit call failed");
 }
 
-// observe rows: `call` observes the batch once; stream, timed loop, stream (file comment).
+// observe rows: `call` observes the batch once (the first, untimed call sets the range); stream,
+// timed loop, stream (file comment).
 template <class Call>
 void run_observe(benchmark::State& state, const float* x, std::size_t n, Call call) {
-    try {
-        call();  // the first batch (sets the range), untimed
-    } catch (const std::exception& e) {
-        state.SkipWithError(e.what());
-        return;
-    }
-    const stream_loop stream = r4w0(x, n);
-    const std::function<void()>& run_stream = stream.run[best_variant(stream)];
-    const std::int64_t reps = std::max<std::int64_t>(1, static_cast<std::int64_t>(state.max_iterations) / 4);
-    run_stream();
-    const double before = seconds_of(run_stream, reps);
-    call();
-    const double t0 = thread_seconds();
-    for (auto _ : state) {
-        call();
-        benchmark::ClobberMemory();
-    }
-    const double timed = thread_seconds() - t0;
-    const double after = seconds_of(run_stream, reps);
-    state.SetItemsProcessed(state.iterations() * static_cast<std::int64_t>(n));
-    state.SetBytesProcessed(state.iterations() * static_cast<std::int64_t>(n) * 4);
-    const double stream_per_iter = (before + after) / (2.0 * static_cast<double>(reps));
-    state.counters["frac_of_stream"] = stream_per_iter / (timed / static_cast<double>(state.iterations()));
+    run_against_stream(state, r4w0(x, n), 4.0, call);
 }
 
 using u8_affine = lowbit::scheme<lowbit::u8>;                                  // torch's observers' default
@@ -223,14 +114,14 @@ using s8_symmetric = lowbit::scheme<lowbit::s8, lowbit::symmetry::symmetric>;  /
 
 template <class Observer>
 void observe_per_tensor(benchmark::State& state, Observer obs) {
-    const std::size_t n = static_cast<std::size_t>(state.range(0));
+    const std::size_t n = arg_n(state);
     const float* x = normal_f32(n).p;
     const span<const float> batch(x, n);
     run_observe(state, x, n, [&] { require_ok(obs.observe(batch)); });
 }
 
 void observe_per_channel(benchmark::State& state) {
-    const std::size_t n = static_cast<std::size_t>(state.range(0));
+    const std::size_t n = arg_n(state);
     const float* x = normal_f32(n).p;
     const lowbit::shape shp{channels, n / channels};
     std::vector<float> buf(2 * channels);
@@ -252,12 +143,6 @@ void qparams_time(benchmark::State& state, Observer obs) {
     }
     for (auto _ : state) benchmark::DoNotOptimize(obs.qparams());
 }
-
-struct entry {
-    std::string name;
-    std::function<void(benchmark::State&)> fn;
-    bool sized;
-};
 
 std::vector<entry> benchmark_list() {
     using S = benchmark::State;
@@ -283,16 +168,4 @@ std::vector<entry> benchmark_list() {
 
 }  // namespace
 
-int main(int argc, char** argv) {
-    benchmark::Initialize(&argc, argv);
-    if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;
-    for (const entry& e : benchmark_list()) {
-        benchmark::internal::Benchmark* b = benchmark::RegisterBenchmark(e.name.c_str(), e.fn);
-        if (e.sized)
-            for (const std::int64_t n : sizes) b->Arg(n);
-        b->Unit(benchmark::kMicrosecond);
-    }
-    benchmark::RunSpecifiedBenchmarks();
-    benchmark::Shutdown();
-    return 0;
-}
+int main(int argc, char** argv) { return lowbit_bench::benchmark_main(argc, argv, benchmark_list); }

@@ -5,7 +5,7 @@
 //   frac_of_stream = time of the stream loops / time of the forward + backward
 //
 // The stream of a forward + backward row is the forward's stream shape followed by the
-// backward's (bench_kernels' loops: r<a>w<b> reads a and writes b bytes per element), run
+// backward's (stream.hpp's loops: r<a>w<b> reads a and writes b bytes per element), run
 // back to back in one loop body, so both see the same cache state as the op:
 //
 //   fwd_bwd_mask       forward writing y and the mask (r4w5), backward from the mask (r5w4): 18 B
@@ -15,9 +15,10 @@
 //   fused fwd_mask     min / max (r4w0), then y and the mask (r4w5):                          13 B
 //   lsq/bwd            the backward alone (r8w4):                                             12 B
 //
-// As in bench_kernels, each stream has variants with 0, 2, 4, 8 steps of a cheap integer mix
-// per element, the fastest (picked once per process and shape) is the stream figure, and it
-// is timed a quarter as many iterations just before and just after the op's timed loop.
+// As in bench_kernels (the code is stream.hpp's), each stream has variants with 0, 2, 4, 8
+// steps of a cheap integer mix per element, the fastest (picked once per process and shape) is
+// the stream figure, and it is timed a quarter as many iterations just before and just after
+// the op's timed loop.
 //
 //   taskset -c 1 ./bench_quant --benchmark_repetitions=5 --benchmark_report_aggregates_only=true
 //       --benchmark_format=json --benchmark_out=quant.json
@@ -50,19 +51,14 @@
 #include <cstddef>
 #include <cstdint>
 #include <cstdlib>
-#include <exception>
-#include <functional>
 #include <map>
 #include <new>
 #include <random>
 #include <stdexcept>
 #include <string>
 #include <tuple>
-#include <type_traits>
 #include <utility>
 #include <vector>
-
-#include <time.h>  // clock_gettime(CLOCK_THREAD_CPUTIME_ID), POSIX
 
 #include <lowbit/lowbit.hpp>
 #include <lowbit/observers/minmax.hpp>
@@ -71,11 +67,14 @@
 #include <lowbit/quant/learnable.hpp>
 #include <lowbit/quant/pact.hpp>
 
+#include "stream.hpp"
+
 namespace {
 
 using lowbit::span;
 
-constexpr std::int64_t sizes[] = {std::int64_t(1) << 16, std::int64_t(1) << 20, std::int64_t(1) << 24};
+using namespace lowbit_bench;  // stream.hpp
+
 constexpr std::size_t channels = 256;  // per-channel rows: [256, n / 256], axis 0
 
 // ---------------------------------------------------------------------------------------
@@ -113,50 +112,7 @@ const aligned_buffer<float>& normal_f32(std::size_t n, unsigned seed = 1) {
 }
 
 // ---------------------------------------------------------------------------------------
-// Stream loops (bench_kernels' shapes, same code).
-
-using u32a = std::uint32_t __attribute__((may_alias));
-using u8a = std::uint8_t __attribute__((may_alias));
-constexpr std::size_t stream_block = 64;
-constexpr int stream_work[] = {0, 2, 4, 8};
-constexpr std::size_t stream_variants = sizeof(stream_work) / sizeof(stream_work[0]);
-
-template <int Work>
-inline std::uint32_t mix(std::uint32_t v) {
-    if constexpr (Work == 0) {
-        return v;
-    } else {
-        return mix<Work - 1>((v ^ (v >> 5)) + 0x9E3779B9u);
-    }
-}
-
-#define LOWBIT_BENCH_STREAM template <int Work> __attribute__((noinline))
-LOWBIT_BENCH_STREAM void stream_r4w4(const u32a* __restrict in, u32a* __restrict out, std::size_t blocks) {
-    for (std::size_t i = 0; i < blocks * stream_block; ++i) out[i] = mix<Work>(in[i]) ^ 0x80000000u;
-}
-LOWBIT_BENCH_STREAM void stream_r4w5(const u32a* __restrict in, u32a* __restrict out, u8a* __restrict mask,
-                                     std::size_t blocks) {
-    for (std::size_t i = 0; i < blocks * stream_block; ++i) {
-        const std::uint32_t v = mix<Work>(in[i]);
-        out[i] = v ^ 0x80000000u;
-        mask[i] = static_cast<std::uint8_t>(v >> 31);
-    }
-}
-LOWBIT_BENCH_STREAM void stream_r8w4(const u32a* __restrict a, const u32a* __restrict b, u32a* __restrict out,
-                                     std::size_t blocks) {
-    for (std::size_t i = 0; i < blocks * stream_block; ++i) out[i] = mix<Work>(a[i]) & b[i];
-}
-LOWBIT_BENCH_STREAM void stream_r5w4(const u8a* __restrict m, const u32a* __restrict b, u32a* __restrict out,
-                                     std::size_t blocks) {
-    for (std::size_t i = 0; i < blocks * stream_block; ++i)
-        out[i] = mix<Work>(b[i]) & (0u - static_cast<std::uint32_t>(m[i]));
-}
-LOWBIT_BENCH_STREAM std::uint32_t stream_r4w0(const u32a* __restrict in, std::size_t blocks) {
-    std::uint32_t acc = 0;
-    for (std::size_t i = 0; i < blocks * stream_block; ++i) acc |= mix<Work>(in[i]);
-    return acc;
-}
-#undef LOWBIT_BENCH_STREAM
+// Stream loops: stream.hpp's shapes, run back to back.
 
 // The forward + backward streams (file comment). Pointers: x, dy inputs; y, dx outputs; m mask.
 struct io {
@@ -224,53 +180,8 @@ void run_shape(shape_kind k, const io& b) {
     }
 }
 
-struct stream_loop {
-    std::string key;
-    std::function<void()> run[stream_variants];
-};
-
 stream_loop bind(shape_kind k, const io& b) {
-    stream_loop s;
-    s.key = std::string(shape_name(k)) + "/" + std::to_string(b.n);
-    s.run[0] = [=] { run_shape<stream_work[0]>(k, b); };
-    s.run[1] = [=] { run_shape<stream_work[1]>(k, b); };
-    s.run[2] = [=] { run_shape<stream_work[2]>(k, b); };
-    s.run[3] = [=] { run_shape<stream_work[3]>(k, b); };
-    return s;
-}
-static_assert(stream_variants == 4, "bind binds four variants");
-
-double thread_seconds() {
-    timespec ts{};
-    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
-    return static_cast<double>(ts.tv_sec) + 1e-9 * static_cast<double>(ts.tv_nsec);
-}
-
-double seconds_of(const std::function<void()>& run, std::int64_t reps) {
-    const double t0 = thread_seconds();
-    for (std::int64_t i = 0; i < reps; ++i) {
-        run();
-        benchmark::ClobberMemory();
-    }
-    return thread_seconds() - t0;
-}
-
-// The fastest variant of a (shape, size), chosen once per process: 3 interleaved rounds of
-// ~10 ms per variant, the best time of each.
-std::size_t best_variant(const stream_loop& s) {
-    static std::map<std::string, std::size_t> chosen;
-    const auto it = chosen.find(s.key);
-    if (it != chosen.end()) return it->second;
-    s.run[0]();
-    const double once = std::max(seconds_of(s.run[0], 1), 1e-7);
-    const auto reps = static_cast<std::int64_t>(std::max(1.0, 0.01 / once));
-    double best[stream_variants];
-    std::fill(best, best + stream_variants, 1e30);
-    for (int round = 0; round < 3; ++round)
-        for (std::size_t v = 0; v < stream_variants; ++v) best[v] = std::min(best[v], seconds_of(s.run[v], reps));
-    const auto v = static_cast<std::size_t>(std::min_element(best, best + stream_variants) - best);
-    chosen[s.key] = v;
-    return v;
+    return bind_stream(shape_name(k), b.n, [=](auto w) { run_shape<decltype(w)::value>(k, b); });
 }
 
 // Per-row buffers: x, dy shared N(0, 1) inputs; y, dx, mask owned by the row.
@@ -285,22 +196,9 @@ struct buffers {
     io streams() const { return io{x.data(), dy.data(), y.data(), dx.data(), mask.data(), n}; }
 };
 
-void set_rates(benchmark::State& state, double bytes_per_element) {
-    const double elements = static_cast<double>(state.iterations()) * static_cast<double>(state.range(0));
-    state.SetItemsProcessed(static_cast<std::int64_t>(elements));
-    state.SetBytesProcessed(static_cast<std::int64_t>(elements * bytes_per_element));
-}
-
 void stream_benchmark(benchmark::State& state, shape_kind k) {
-    const buffers b(static_cast<std::size_t>(state.range(0)));
-    const stream_loop s = bind(k, b.streams());
-    const std::size_t v = best_variant(s);
-    for (auto _ : state) {
-        s.run[v]();
-        benchmark::ClobberMemory();
-    }
-    set_rates(state, shape_bytes(k));
-    state.counters["work"] = stream_work[v];
+    const buffers b(arg_n(state));
+    run_stream_row(state, bind(k, b.streams()), shape_bytes(k));
 }
 
 template <class R>
@@ -312,28 +210,7 @@ void require_ok(const R& r) {
 // timed loop, stream.
 template <class Call>
 void run_op(benchmark::State& state, const buffers& b, shape_kind k, Call call) {
-    try {
-        call();
-    } catch (const std::exception& e) {
-        state.SkipWithError(e.what());
-        return;
-    }
-    const stream_loop stream = bind(k, b.streams());
-    const std::function<void()>& run_stream = stream.run[best_variant(stream)];
-    const std::int64_t reps = std::max<std::int64_t>(1, static_cast<std::int64_t>(state.max_iterations) / 4);
-    run_stream();
-    const double before = seconds_of(run_stream, reps);
-    call();
-    const double t0 = thread_seconds();
-    for (auto _ : state) {
-        call();
-        benchmark::ClobberMemory();
-    }
-    const double timed = thread_seconds() - t0;
-    const double after = seconds_of(run_stream, reps);
-    set_rates(state, shape_bytes(k));
-    const double stream_per_iter = (before + after) / (2.0 * static_cast<double>(reps));
-    state.counters["frac_of_stream"] = stream_per_iter / (timed / static_cast<double>(state.iterations()));
+    run_against_stream(state, bind(k, b.streams()), shape_bytes(k), call);
 }
 
 // ---------------------------------------------------------------------------------------
@@ -342,8 +219,6 @@ void run_op(benchmark::State& state, const buffers& b, shape_kind k, Call call) 
 using u8_affine = lowbit::scheme<lowbit::u8>;
 using s8_affine = lowbit::scheme<lowbit::s8>;
 constexpr lowbit::qparams qp_u8{0.03f, 131};  // as bench_kernels
-
-std::size_t arg_n(const benchmark::State& state) { return static_cast<std::size_t>(state.range(0)); }
 
 lowbit::shape channel_shape(std::size_t n) { return lowbit::shape{channels, n / channels}; }
 
@@ -466,11 +341,6 @@ void pact_op(benchmark::State& state) {
     benchmark::DoNotOptimize(sink);
 }
 
-struct entry {
-    std::string name;
-    std::function<void(benchmark::State&)> fn;
-};
-
 std::vector<entry> benchmark_list() {
     using S = benchmark::State;
     std::vector<entry> list;
@@ -492,15 +362,4 @@ std::vector<entry> benchmark_list() {
 
 }  // namespace
 
-int main(int argc, char** argv) {
-    benchmark::Initialize(&argc, argv);
-    if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;
-    for (const entry& e : benchmark_list()) {
-        benchmark::internal::Benchmark* b = benchmark::RegisterBenchmark(e.name.c_str(), e.fn);
-        for (const std::int64_t n : sizes) b->Arg(n);
-        b->Unit(benchmark::kMicrosecond);
-    }
-    benchmark::RunSpecifiedBenchmarks();
-    benchmark::Shutdown();
-    return 0;
-}
+int main(int argc, char** argv) { return lowbit_bench::benchmark_main(argc, argv, benchmark_list); }

@@ -83,16 +83,22 @@ def time_torch(fn, clock, min_seconds=0.05, repeats=7):
     return statistics.median(runs) / k
 
 
-def torch_cases(n):
-    """(op name, callable) for size n; the tensors are built once per size."""
+def torch_inputs(n):
+    """The tensors of the kernel and QAT cases for size n: x, dy (N(0, 1), in this order from one
+    generator seeded 1), their [256, n / 256] views x2, dy2, and the per-channel scales and int32
+    zero points of bench_kernels' and bench_quant's channel_params."""
     g = torch.Generator().manual_seed(1)
     x = torch.randn(n, generator=g)
     dy = torch.randn(n, generator=g)
-    x2 = x.view(CHANNELS, n // CHANNELS)
-    dy2 = dy.view(CHANNELS, n // CHANNELS)
     c = torch.arange(CHANNELS)
-    scales = 0.02 + 0.0001 * (c % 97).to(torch.float32)  # as bench_kernels' channel_params
+    scales = 0.02 + 0.0001 * (c % 97).to(torch.float32)
     zps32 = ((c % 11) - 5).to(torch.int32)
+    return x, dy, x.view(CHANNELS, n // CHANNELS), dy.view(CHANNELS, n // CHANNELS), scales, zps32
+
+
+def torch_cases(n):
+    """(op name, callable) for size n; the tensors are built once per size."""
+    x, dy, x2, dy2, scales, zps32 = torch_inputs(n)
     zps64 = zps32.to(torch.int64)
     xq = torch.quantize_per_tensor(x, SCALE, ZP, torch.qint8)
     xg = x.clone().requires_grad_()
@@ -184,14 +190,7 @@ def torch_quant_cases(n):
     forward only). The tensors are built once per size."""
     import math
     from torch.ao.quantization import FakeQuantize
-    g = torch.Generator().manual_seed(1)
-    x = torch.randn(n, generator=g)
-    dy = torch.randn(n, generator=g)
-    x2 = x.view(CHANNELS, n // CHANNELS)
-    dy2 = dy.view(CHANNELS, n // CHANNELS)
-    c = torch.arange(CHANNELS)
-    scales = 0.02 + 0.0001 * (c % 97).to(torch.float32)  # as bench_quant's channel_params
-    zps32 = ((c % 11) - 5).to(torch.int32)
+    x, dy, x2, dy2, scales, zps32 = torch_inputs(n)
     xg = x.clone().requires_grad_()
     x2g = x2.clone().requires_grad_()
     s_t = torch.tensor([QUANT_SCALE], requires_grad=True)
@@ -259,39 +258,10 @@ LOWBIT_QUANT = {
 }
 
 
-def run_bench_quant(binary, repetitions):
-    names = sorted({b for bs in LOWBIT_QUANT.values() for _, b in bs})
-    pattern = "^(" + "|".join(re.escape(n) for n in names) + ")/"
-    fd, path = tempfile.mkstemp(suffix=".json")
-    os.close(fd)
-    cmd = [binary, f"--benchmark_filter={pattern}", f"--benchmark_repetitions={repetitions}",
-           "--benchmark_report_aggregates_only=true", f"--benchmark_out={path}", "--benchmark_out_format=json"]
-    print("running:", " ".join(cmd), file=sys.stderr)
-    subprocess.run(cmd, check=True, stdout=sys.stderr)
-    with open(path) as f:
-        data = json.load(f)
-    os.unlink(path)
-    return data
-
-
-def run_bench_kernels(binary, repetitions):
-    names = sorted({b for bs in LOWBIT.values() for b in bs})
-    pattern = "^(" + "|".join(re.escape(n) for n in names) + ")/"
-    fd, path = tempfile.mkstemp(suffix=".json")
-    os.close(fd)
-    cmd = [binary, f"--benchmark_filter={pattern}", f"--benchmark_repetitions={repetitions}",
-           "--benchmark_report_aggregates_only=true", f"--benchmark_out={path}", "--benchmark_out_format=json"]
-    print("running:", " ".join(cmd), file=sys.stderr)
-    subprocess.run(cmd, check=True, stdout=sys.stderr)
-    with open(path) as f:
-        data = json.load(f)
-    os.unlink(path)
-    return data
-
-
-def run_bench_observers(binary, repetitions):
-    names = sorted({b for bs in LOWBIT_OBSERVERS.values() for _, b in bs} | {b for _, b in LOWBIT_QPARAMS})
-    pattern = "^(" + "|".join(re.escape(n) for n in names) + ")(/|$)"
+def run_bench(binary, names, repetitions, end="/"):
+    """Runs a Google Benchmark program on the benchmarks `names` (each followed by `end` in the
+    filter: "/" takes the sized rows name/<n>) and returns its JSON (aggregates of repetitions)."""
+    pattern = "^(" + "|".join(re.escape(n) for n in sorted(names)) + ")" + end
     fd, path = tempfile.mkstemp(suffix=".json")
     os.close(fd)
     cmd = [binary, f"--benchmark_filter={pattern}", f"--benchmark_repetitions={repetitions}",
@@ -350,49 +320,53 @@ def throughput_row(op, n, t_torch, parts):
             f"{g_low / g_torch:.1f}x" if g_low else "-", f"{frac:.2f}" if frac is not None else "-"]
 
 
-def kernel_tables(args, clock):
-    data = None
-    if args.json:
-        with open(args.json) as f:
+def lowbit_and_torch(args, clock, json_path, binary, names, cases, end="/"):
+    """lowbit's results (lowbit_results of the JSON file json_path, or of running `binary` on the
+    benchmarks `names`) and torch's seconds per call {(op, n): s} of every cases(n), n in SIZES."""
+    if json_path:
+        with open(json_path) as f:
             data = json.load(f)
     else:
-        data = run_bench_kernels(args.bench_kernels, args.repetitions)
+        data = run_bench(binary, names, args.repetitions, end)
     lowbit = lowbit_results(data, args.wall)
 
     torch_seconds = {}
     for n in SIZES:
-        for op, fn in torch_cases(n):
+        for op, fn in cases(n):
             print(f"torch: {op} {size_label(n)}", file=sys.stderr)
             torch_seconds[(op, n)] = time_torch(fn, clock)
+    return lowbit, torch_seconds
 
-    header = ["op", "elements", "torch Gelem/s", "lowbit Gelem/s", "lowbit / torch", "lowbit frac of stream"]
+
+def throughput_table(first_column, rows, lowbit, torch_seconds):
+    """(header, table) of throughput_row lines: rows = {torch op: [(label, [lowbit benchmarks whose
+    times add up to the op])]}, one line per (op, label, size), op-major, sizes ascending."""
+    header = [first_column, "elements", "torch Gelem/s", "lowbit Gelem/s", "lowbit / torch", "lowbit frac of stream"]
     table = []
-    for op, benches in LOWBIT.items():  # op-major, sizes ascending
-        for n in SIZES:
-            parts = [lowbit.get((b, n)) for b in benches]
-            table.append(throughput_row(op, n, torch_seconds[(op, n)], parts))
-    return [(header, table)]
+    for op, pairs in rows.items():
+        for label, benches in pairs:
+            for n in SIZES:
+                parts = [lowbit.get((b, n)) for b in benches]
+                table.append(throughput_row(op + label, n, torch_seconds[(op, n)], parts))
+    return header, table
+
+
+def kernel_tables(args, clock):
+    names = {b for bs in LOWBIT.values() for b in bs}
+    lowbit, torch_seconds = lowbit_and_torch(args, clock, args.json, args.bench_kernels, names, torch_cases)
+    return [throughput_table("op", {op: [("", benches)] for op, benches in LOWBIT.items()}, lowbit, torch_seconds)]
+
+
+def single_benchmarks(pairs_by_op):
+    """{op: [(label, benchmark)]} -> {op: [(label, [benchmark])]} for throughput_table."""
+    return {op: [(label, [bench]) for label, bench in pairs] for op, pairs in pairs_by_op.items()}
 
 
 def observer_tables(args, clock):
-    if args.observers_json:
-        with open(args.observers_json) as f:
-            data = json.load(f)
-    else:
-        data = run_bench_observers(args.observers_bin, args.repetitions)
-    lowbit = lowbit_results(data, args.wall)
-
-    torch_seconds = {}
-    for n in SIZES:
-        for op, fn in torch_observer_cases(n):
-            print(f"torch: {op} {size_label(n)}", file=sys.stderr)
-            torch_seconds[(op, n)] = time_torch(fn, clock)
-    header = ["observer", "elements", "torch Gelem/s", "lowbit Gelem/s", "lowbit / torch", "lowbit frac of stream"]
-    table = []
-    for op, pairs in LOWBIT_OBSERVERS.items():
-        for label, bench in pairs:
-            for n in SIZES:
-                table.append(throughput_row(op + label, n, torch_seconds[(op, n)], [lowbit.get((bench, n))]))
+    names = {b for bs in LOWBIT_OBSERVERS.values() for _, b in bs} | {b for _, b in LOWBIT_QPARAMS}
+    lowbit, torch_seconds = lowbit_and_torch(args, clock, args.observers_json, args.observers_bin, names,
+                                             torch_observer_cases, end="(/|$)")
+    header, table = throughput_table("observer", single_benchmarks(LOWBIT_OBSERVERS), lowbit, torch_seconds)
 
     from torch.ao.quantization import HistogramObserver
     g = torch.Generator().manual_seed(1)
@@ -411,25 +385,9 @@ def observer_tables(args, clock):
 
 
 def quant_tables(args, clock):
-    if args.quant_json:
-        with open(args.quant_json) as f:
-            data = json.load(f)
-    else:
-        data = run_bench_quant(args.quant_bin, args.repetitions)
-    lowbit = lowbit_results(data, args.wall)
-
-    torch_seconds = {}
-    for n in SIZES:
-        for op, fn in torch_quant_cases(n):
-            print(f"torch: {op} {size_label(n)}", file=sys.stderr)
-            torch_seconds[(op, n)] = time_torch(fn, clock)
-    header = ["QAT op", "elements", "torch Gelem/s", "lowbit Gelem/s", "lowbit / torch", "lowbit frac of stream"]
-    table = []
-    for op, pairs in LOWBIT_QUANT.items():
-        for label, bench in pairs:
-            for n in SIZES:
-                table.append(throughput_row(op + label, n, torch_seconds[(op, n)], [lowbit.get((bench, n))]))
-    return [(header, table)]
+    names = {b for bs in LOWBIT_QUANT.values() for _, b in bs}
+    lowbit, torch_seconds = lowbit_and_torch(args, clock, args.quant_json, args.quant_bin, names, torch_quant_cases)
+    return [throughput_table("QAT op", single_benchmarks(LOWBIT_QUANT), lowbit, torch_seconds)]
 
 
 def main():
