@@ -6,7 +6,14 @@
 // as often as needed. A GEMV streams the packed weights exactly once; with M > 1 rows each
 // group of tiles is reused for every row while it is in cache (M up to ~16 is the target).
 // Each call takes an output-row range [n0, n1) so callers can split N over their own threads
-// (ranges that are multiples of 16 share no work); no heap, no threads inside.
+// (ranges that are multiples of 16 share no work); no heap, no threads inside. For example,
+// two threads over N = 11008: one calls gemm_int4_q8(packed, a, {}, y, N, 0, 5504), the other
+// (..., 5504, 11008); 5504 = 344 * 16.
+//
+//   std::vector<std::uint8_t> packed(kernels::packed_int4_size(w));   // once
+//   kernels::pack_int4(w, packed);
+//   kernels::quantize_q8(x, M, K, K, q8_buffer);                        // per activation batch
+//   kernels::gemm_int4_q8(packed, q8_buffer.view(), bias, y, N);        // or gemm_int4_f32(packed, x, ...)
 //
 // PACKED LAYOUT (version 1). Offsets are from the start of the buffer; 64-byte alignment of
 // the buffer is recommended (then every 64-byte chunk is one cache line), not required.
@@ -26,7 +33,9 @@
 // vpdpbusd against 4 broadcast activation bytes (x86/gemm_int4_avx512.hpp has the details).
 //
 // ISA paths: avx512_vnni (vpdpbusd; f32 path as avx512bw), avx512bw (vpermps lookup, vpmaddubsw),
-// avx2 (+FMA, F16C), scalar (portable loops over the packed layout, the spec's operations).
+// avx2 (+FMA, F16C; compiled with -mavx2 -mfma -mf16c, and run where the CPU has AVX2 and FMA:
+// every such x86 CPU also has F16C), scalar (portable loops over the packed layout, the spec's
+// operations). No AVX-VNNI (ymm vpdpbusd) path yet: AVX2 machines use vpmaddubsw.
 // int4_isa::best picks the best one compiled into the including file (its -m flags) and
 // supported by this CPU; asking for one that is not available is an error (errc::invalid_argument,
 // "isa"). As with the other kernels, the SIMD code is chosen at compile time by the including
