@@ -2,6 +2,7 @@
 // the binary16 conversions (core/f16.hpp) against hand-computed values, numpy golden data
 // (tests/golden/generate_int4.py, exact rational fma), exhaustive rules, round trips through
 // ggml's Q4_0 and ONNX's blocked int4 layouts, and every argument check.
+#include <algorithm>
 #include <array>
 #include <cmath>
 #include <cstdint>
@@ -14,6 +15,7 @@
 #include <vector>
 
 #include <lowbit/core/gemm_int4.hpp>
+#include <lowbit/core/quantize.hpp>
 
 #include "lowbit_catch.hpp"
 
@@ -387,6 +389,33 @@ TEST_CASE("gemm_int4: leading dimensions, M rows independent, Inf / NaN activati
         CHECK(!std::isfinite(y[n]));  // +-Inf, or NaN where a weight is 0 or signs meet
         CHECK(std::isnan(y[ldy + n]));
     }
+}
+
+TEST_CASE("gemm_int4 takes weights quantized by lowbit's per-group scheme (one-hot rows = dequantize)",
+          "[int4][ref]") {
+    // ref::quantize with scheme<s4, symmetric>.per_group(1, 32) writes exactly int4_weights'
+    // data and scale order; with a one-hot activation row e_k the GEMV returns
+    // fma(fma(1, q, 0), s, 0) = q * s, which is ref::dequantize's float(q - 0) * s.
+    constexpr auto w4 = lowbit::scheme<lowbit::s4, lowbit::symmetry::symmetric>{}.per_group(1, 32);
+    const std::size_t n = 5, k = 64;
+    std::mt19937 rng(21);
+    std::normal_distribution<float> nd(0.0f, 0.1f);
+    std::vector<float> w(n * k), scales(n * k / 32), deq(n * k);
+    for (auto& v : w) v = nd(rng);
+    for (std::size_t g = 0; g < scales.size(); ++g) {
+        float amax = 0.0f;
+        for (std::size_t j = 0; j < 32; ++j) amax = std::max(amax, std::fabs(w[g * 32 + j]));
+        scales[g] = amax / 7.0f;
+    }
+    weights_store ws = sized(format_id::s4, n, k, 32, false);
+    ws.scales = scales;
+    REQUIRE(lowbit::ref::quantize(w4, lowbit::shape{n, k}, {scales, {}}, w, ws.data).ok());
+    REQUIRE(lowbit::ref::dequantize(w4, lowbit::shape{n, k}, {scales, {}}, ws.data, deq).ok());
+    std::vector<float> eye(k * k, 0.0f), y(k * n);
+    for (std::size_t c = 0; c < k; ++c) eye[c * k + c] = 1.0f;
+    REQUIRE(lowbit::ref::gemm_int4_f32(ws.view(), eye, k, k, {}, y, n).ok());
+    for (std::size_t r = 0; r < n; ++r)
+        for (std::size_t c = 0; c < k; ++c) REQUIRE(bits_of(y[c * n + r]) == bits_of(deq[r * k + c]));
 }
 
 // ---------------------------------------------------------------------------------------------

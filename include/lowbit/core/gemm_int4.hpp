@@ -31,18 +31,22 @@
 //   else (amax == 0, or amax < 127 / FLT_MAX ~ 3.7e-37): d = 0, q = 0
 //   sum = sum of the block's q (int32; kernels use it, see below)
 // |q| <= 127: x * id <= amax * (127 / amax) * (1 + 2^-24), which rounds to at most
-// 127.0000076 < 127.5. This is exactly llama.cpp's x86 (AVX2 / AVX-512) quantize_row_q8_0 and
-// ONNX Runtime's MatMulNBits block quantizer (127 / amax, then round to nearest even); llama.cpp's
-// portable reference quantize_row_q8_0_ref differs: q = roundf(x * (1 / d)), ties AWAY from
-// zero and the reciprocal of the rounded d, so an occasional q differs by one. Then
+// 127.0000076 < 127.5. This is llama.cpp's x86 (AVX2 / AVX-512) quantize_row_q8_0 (127 / amax,
+// then round to nearest even); llama.cpp's portable reference quantize_row_q8_0_ref differs:
+// q = roundf(x * (1 / d)), ties AWAY from zero and the reciprocal of the rounded d, so an
+// occasional q differs by one (and for amax < 127 / FLT_MAX llama.cpp's 127 / amax overflows,
+// where lowbit defines d = 0, q = 0). Then
 //   y = bias[n] (or +0.0f)
 //   for b = 0, 1, ..., K/32 - 1:                           blocks in increasing order
-//       dot = sum over the block of qa[m][k] * w[n][k]      exact int32: |dot| <= 32*127*15
+//       dot = sum over the block of qa[m][k] * w[n][k]      exact int32: |dot| <= 32*128*15
 //       y = fma(f32(dot), f32(d_a[m][b] * s[n][b*32 / G]), y)
 //   Y[m][n] = y
-// f32(dot) is exact (|dot| < 2^24); the scale product is rounded once; the order is fixed as
-// above, and the integer dot is exact in any order, so SIMD kernels (VNNI vpdpbusd,
-// vpmaddubsw) are bit-identical however they split or reorder the 32 products.
+// (qa may be any int8; quantize_q8 writes [-127, 127].) f32(dot) is exact (|dot| < 2^24); the
+// scale product is rounded once; the order is fixed as above, and the integer dot is exact in
+// any order, so SIMD kernels (VNNI vpdpbusd, vpmaddubsw) are bit-identical however they split
+// or reorder the 32 products. The float accumulation over blocks is lowbit's own: llama.cpp's
+// ggml_vec_dot_q4_0_q8_0 keeps SIMD partial sums and adds them horizontally at the end, so its
+// results are not bit-comparable with these (the integer dots are the same).
 //
 // NON-FINITE VALUES. Scales and bias must be finite (checked). f32 activations are not
 // checked: Inf / NaN propagate through the IEEE operations above (and so may overflow to Inf);
@@ -55,7 +59,7 @@
 // and element j + 16 in its high nibble, and the weight is d * (nibble - 8). So lowbit s4,
 // G = 32, f16 scales <-> Q4_0 is a bijection: nibble = q + 8, d = s. ggml Q8_0
 // (quantize_q8_0): 34-byte blocks, binary16 d = f32_to_f16(amax / 127) then the 32 q of
-// quantize_q8 (computed with the f32 d, as llama.cpp's x86 code does).
+// quantize_q8 (computed from the f32 amax, not from the rounded d, as llama.cpp's x86 code).
 //
 // ONNX (to_onnx / from_onnx): DequantizeLinear (opset 21+) with blocked quantization of a
 // 2-D INT4 / UINT4 tensor: x packed two per byte in lowbit's nibble order, x_scale (float or
