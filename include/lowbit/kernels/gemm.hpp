@@ -43,9 +43,8 @@
 //
 // Instruction sets (gemm_isa): the micro-kernel is chosen per call, at run time, from what this
 // CPU and OS can run (kernels::cpu()); the AVX2, AVX-512BW and VNNI kernels carry GCC / Clang
-// target attributes, so they exist in every translation unit whatever its -m flags (AMX is
-// the exception: x86/gemm_amx.hpp runs only where the file is compiled with -mamx-tile
-// -mamx-int8, elsewhere gemm_isa_available(amx) is false). They are templates on Arch, so
+// target attributes, so they exist in every translation unit whatever its -m flags (the AMX
+// kernel, x86/gemm_amx.hpp, is inline assembly: likewise). They are templates on Arch, so
 // copies built under different flags never merge. The epilogue is compiled for the including
 // file's architecture (Arch = kernels::default_arch, as every kernels:: function).
 //

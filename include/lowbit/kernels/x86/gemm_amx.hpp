@@ -54,11 +54,12 @@
 // that the tile instructions then read. The wrappers below are the same instructions with
 // the memory they touch declared ("memory" clobbers); the tile register is an immediate.
 //
-// Everything that executes AMX instructions exists only when the including translation
-// unit is compiled for AMX (-mamx-tile -mamx-int8, -march=sapphirerapids or -march=native
-// on such a CPU: __AMX_TILE__ and __AMX_INT8__), on x86-64 Linux with GCC or Clang. Without
-// that, amx_available() is false and the block functions compute the same result with a
-// portable loop (correct, slow: a driver picks another kernel instead).
+// The AMX instructions are inline assembly, which the assembler accepts whatever -m flags
+// the translation unit has: the kernels exist in every x86-64 Linux build with GCC or Clang
+// (no -mamx-tile needed), and run where amx_available() says the CPU and OS allow. So every
+// translation unit sees the same definitions (no ODR difference between files built with
+// and without AMX flags). Elsewhere amx_available() is false and the block functions compute
+// the same result with a portable loop (correct, slow: a driver picks another kernel).
 #ifndef LOWBIT_KERNELS_X86_GEMM_AMX_HPP
 #define LOWBIT_KERNELS_X86_GEMM_AMX_HPP
 
@@ -70,8 +71,7 @@
 #include "../../config.hpp"
 #include "../../core/status.hpp"
 
-#if defined(__AMX_TILE__) && defined(__AMX_INT8__) && defined(__x86_64__) && defined(__linux__) && \
-    (defined(__GNUC__) || defined(__clang__))
+#if defined(__x86_64__) && defined(__linux__) && (defined(__GNUC__) || defined(__clang__))
 #define LOWBIT_DETAIL_AMX 1
 #include <cpuid.h>
 #include <sys/syscall.h>
@@ -339,8 +339,7 @@ inline bool amx_request() noexcept {
 
 namespace x86 {
 
-/// Whether this process can run the AMX kernels: compiled for AMX (__AMX_TILE__,
-/// __AMX_INT8__, x86-64 Linux), the CPU reports AMX-TILE and AMX-INT8 (CPUID.(7,0):EDX bits
+/// Whether this process can run the AMX kernels: x86-64 Linux (GCC / Clang), the CPU reports AMX-TILE and AMX-INT8 (CPUID.(7,0):EDX bits
 /// 24, 25), the OS enables tile state (XCR0) and grants this process XTILEDATA
 /// (arch_prctl(ARCH_REQ_XCOMP_PERM, 18), asked once per process on the first call; the
 /// grant holds for every thread). Thread-safe; false on any refusal; never faults.
