@@ -21,7 +21,11 @@
 // and the accumulator starts at -z * asum (asum = the block's sum of q, from quantize_q8):
 // worked number: w = -3, a = 5 (one product): u = 5, u * a = 25, minus 8 * 5 = -15 = w * a.
 // Everything is exact int32 (|u * a| <= 15 * 128, 32 products, |z * asum| <= 15 * 32 * 128),
-// so the order of the products does not matter. Without VNNI, vpmaddubsw (u8 x s8 -> pairs
+// so the order of the products does not matter. With VNNI the high nibbles are not shifted
+// down: x & 0xF0 is the byte 16 * u (<= 240, still unsigned), that accumulator sums
+// 16 * u * a (|16 products of it| <= 16 * 16 * 15 * 128 < 2^31, exact) and an arithmetic shift
+// right by 4 of it per block is exact (a multiple of 16): one instruction instead of two per
+// 64 bytes. Without VNNI, vpmaddubsw (u8 x s8 -> pairs
 // summed into s16, saturating) cannot saturate here: |pair| <= 2 * 15 * 128 = 3840; then
 // vpmaddwd with ones widens to int32. Per block: y = fma(f32(dot), f32(d_a * s), y).
 #ifndef LOWBIT_KERNELS_X86_GEMM_INT4_AVX512_HPP
@@ -221,7 +225,9 @@ void int4_q8_avx512(const std::uint8_t* tile0, const int4_tile_geometry& geo, co
             for (int r = 0; r < R; ++r) {
                 const __m512i x = _mm512_loadu_si512(wp + static_cast<std::size_t>(r) * geo.tile_bytes + c * 64);
                 lo[r] = _mm512_and_si512(x, low4);
-                hi[r] = _mm512_and_si512(_mm512_srli_epi16(x, 4), low4);
+                // VNNI: the high nibbles stay in place (16 * u, still an unsigned byte), one op
+                // fewer; the accumulator holds 16 * dot and is shifted back (exact) per block
+                hi[r] = Vnni ? _mm512_andnot_si512(low4, x) : _mm512_and_si512(_mm512_srli_epi16(x, 4), low4);
             }
             LOWBIT_INT4_UNROLL
             for (int m = 0; m < MB; ++m) {
@@ -246,7 +252,8 @@ void int4_q8_avx512(const std::uint8_t* tile0, const int4_tile_geometry& geo, co
             const __m512 da = _mm512_set1_ps(d[static_cast<std::size_t>(m) * blocks + b]);
             LOWBIT_INT4_UNROLL
             for (int r = 0; r < R; ++r) {
-                const __m512 dot = _mm512_cvtepi32_ps(_mm512_add_epi32(acc0[m][r], acc1[m][r]));
+                const __m512i hi_dot = Vnni ? _mm512_srai_epi32(acc1[m][r], 4) : acc1[m][r];
+                const __m512 dot = _mm512_cvtepi32_ps(_mm512_add_epi32(acc0[m][r], hi_dot));
                 y[m][r] = _mm512_fmadd_ps(dot, _mm512_mul_ps(s[r], da), y[m][r]);
             }
         }
