@@ -100,27 +100,30 @@ inline status cle_check_pair(const cle_layer& a, const cle_layer& b) {
 }
 
 // One CLE step on checked layers: writes the applied scales (1 for skipped channels), returns
-// the largest |s - 1| and counts the zero-range channels.
+// the largest |s - 1| and counts the zero-range channels. Every pass walks the weights in
+// memory order (a column walk of W2 would touch one cache line per element).
 inline double cle_apply(const cle_layer& a, const cle_layer& b, float* scales, std::size_t& skipped) {
     const std::size_t row = a.in * a.kernel;
+    std::vector<float> r2(a.out, 0.0f);
+    for (std::size_t j = 0; j < b.out; ++j)
+        for (std::size_t i = 0; i < b.in; ++i)
+            for (std::size_t t = 0; t < b.kernel; ++t) {
+                const float v = std::fabs(b.weight[(j * b.in + i) * b.kernel + t]);
+                r2[i] = v > r2[i] ? v : r2[i];
+            }
     double worst = 0.0;
     for (std::size_t i = 0; i < a.out; ++i) {
-        float r1 = 0.0f, r2 = 0.0f;
+        float r1 = 0.0f;
         for (std::size_t t = 0; t < row; ++t) {
             const float v = std::fabs(a.weight[i * row + t]);
             r1 = v > r1 ? v : r1;
         }
-        for (std::size_t j = 0; j < b.out; ++j)
-            for (std::size_t t = 0; t < b.kernel; ++t) {
-                const float v = std::fabs(b.weight[(j * b.in + i) * b.kernel + t]);
-                r2 = v > r2 ? v : r2;
-            }
-        if (r1 == 0.0f || r2 == 0.0f) {  // a dead channel or one layer 2 ignores: leave it
-            scales[i] = 1.0f;
+        scales[i] = 1.0f;
+        if (r1 == 0.0f || r2[i] == 0.0f) {  // a dead channel or one layer 2 ignores: leave it
             ++skipped;
             continue;
         }
-        const double s = std::sqrt(static_cast<double>(r1) * static_cast<double>(r2)) / static_cast<double>(r2);
+        const double s = std::sqrt(static_cast<double>(r1) * static_cast<double>(r2[i])) / static_cast<double>(r2[i]);
         const float sf = static_cast<float>(s);
         scales[i] = sf;
         const double d = std::fabs(static_cast<double>(sf) - 1.0);
@@ -128,9 +131,13 @@ inline double cle_apply(const cle_layer& a, const cle_layer& b, float* scales, s
         if (sf == 1.0f) continue;
         for (std::size_t t = 0; t < row; ++t) a.weight[i * row + t] /= sf;
         if (!a.bias.empty()) a.bias[i] /= sf;
-        for (std::size_t j = 0; j < b.out; ++j)
-            for (std::size_t t = 0; t < b.kernel; ++t) b.weight[(j * b.in + i) * b.kernel + t] *= sf;
     }
+    for (std::size_t j = 0; j < b.out; ++j)
+        for (std::size_t i = 0; i < b.in; ++i) {
+            const float sf = scales[i];
+            if (sf == 1.0f) continue;
+            for (std::size_t t = 0; t < b.kernel; ++t) b.weight[(j * b.in + i) * b.kernel + t] *= sf;
+        }
     return worst;
 }
 
