@@ -70,13 +70,14 @@ void run_fake_quantize_steps(report& rep, row& r, Module& fq, const lowbit::shap
         const auto qp = fq.qparams();
         if constexpr (std::is_same<decltype(qp), const lowbit::qparams>::value) {
             REQUIRE(nq == 1);
-            rep.same(ctx, "scale", scales[0], qp.scale);
+            rep.same_float(ctx, "scale", scales[0], qp.scale);
             rep.same_int(ctx, "zero_point", zps[0], qp.zero_point);
         } else {
             REQUIRE(qp.scales.size() == channels);
             REQUIRE((nq == channels || nq == 1));
             for (std::size_t c = 0; c < channels; ++c) {
-                rep.same(ctx + " channel " + std::to_string(c), "scale", scales[nq == 1 ? 0 : c], qp.scales[c]);
+                rep.same_float(ctx + " channel " + std::to_string(c), "scale", scales[nq == 1 ? 0 : c],
+                               qp.scales[c]);
                 rep.same_int(ctx + " channel " + std::to_string(c), "zero_point", zps[nq == 1 ? 0 : c], qp.zero_points[c]);
             }
         }
@@ -187,9 +188,9 @@ TEST_CASE("golden: fused_moving_avg_obs_fake_quant sequences (per tensor and per
                     for (std::size_t i = 0; i < C; ++i) rep.same_int(ctx, "zero_point", e_zp[i], zp[i]);
                 } else {
                     REQUIRE(lowbit::fused_moving_avg_obs_fake_quant(s, x, got, mask, st, opt).ok());
-                    rep.same(ctx, "running_min", e_rmin[0], st.running_min);
-                    rep.same(ctx, "running_max", e_rmax[0], st.running_max);
-                    rep.same(ctx, "scale", e_sc[0], st.qp.scale);
+                    rep.same_float(ctx, "running_min", e_rmin[0], st.running_min);
+                    rep.same_float(ctx, "running_max", e_rmax[0], st.running_max);
+                    rep.same_float(ctx, "scale", e_sc[0], st.qp.scale);
                     rep.same_int(ctx, "zero_point", e_zp[0], st.qp.zero_point);
                 }
                 rep.floats(ctx, "y", y, got);
