@@ -314,13 +314,16 @@ TEST_CASE("gptq: C -= A B kernel, every ISA path gives the scalar bits at tail s
                         REQUIRE(want[i * (nc + 1) + j] == v);
                     }
                 for (std::size_t i = 0; i < m; ++i) REQUIRE(want[i * (nc + 1) + nc] == c0[i * (nc + 1) + nc]);
-                for (const g::fms_isa isa : {g::fms_isa::avx2, g::fms_isa::avx512, g::fms_isa::best}) {
-                    if (!g::fms_available(isa)) continue;
-                    std::vector<double> got = c0;
-                    g::fms(m, nc, depth, a.data(), depth, b.data(), nc + 2, got.data(), nc + 1, isa);
-                    INFO("m " << m << " nc " << nc << " depth " << depth << " isa " << static_cast<int>(isa));
-                    REQUIRE(got == want);
-                }
+                std::vector<double> pack(g::pack_size);
+                for (const g::fms_isa isa : {g::fms_isa::avx2, g::fms_isa::avx512, g::fms_isa::best})
+                    for (double* pk : {static_cast<double*>(nullptr), pack.data()}) {  // packed B (AVX-512, m >= 8)
+                        if (!g::fms_available(isa)) continue;
+                        std::vector<double> got = c0;
+                        g::fms(m, nc, depth, a.data(), depth, b.data(), nc + 2, got.data(), nc + 1, isa, pk);
+                        INFO("m " << m << " nc " << nc << " depth " << depth << " isa " << static_cast<int>(isa)
+                                  << " packed " << (pk != nullptr));
+                        REQUIRE(got == want);
+                    }
             }
     if (!g::fms_available(g::fms_isa::avx512)) WARN("AVX-512F path not run: this CPU lacks it");
     if (!g::fms_available(g::fms_isa::avx2)) WARN("AVX2+FMA path not run: this CPU lacks it");
