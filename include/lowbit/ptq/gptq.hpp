@@ -569,7 +569,7 @@ void round_to_nearest(const Scheme& s, const layer_layout<Scheme>& lay, const fl
 
 /// H += X^T X for calibration activations X (rows x K, f32) into H (K x K, double, both
 /// triangles written): the same bits as ptq::gram (exact f32 products, one rounding per
-/// addition, rows in order), blocked and vectorized (about 20x faster at K = 4096). Call once
+/// addition, rows in order), blocked and vectorized (4.4x faster at K = 4096, 64 rows, Zen 4). Call once
 /// per calibration batch, starting from zeros. Errors: sizes; a non-finite x (named by index).
 inline status gptq_accumulate_hessian(std::size_t rows, std::size_t k, span<const float> x, span<double> h) {
     LOWBIT_DETAIL_CHECK(x.size() == rows * k, errc::size_mismatch, "x.size()", x.size(), "must be rows * K");
