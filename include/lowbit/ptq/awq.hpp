@@ -64,15 +64,24 @@ typedef double v8d __attribute__((vector_size(64)));
 // t order). Products of floats are exact in double, so contraction into fma changes nothing.
 inline void dot_4x4(const double* x, const double* d, std::size_t ld, std::size_t len, double* out) noexcept {
 #if defined(__GNUC__)
-    v8d acc[16];
-    for (v8d& v : acc) v = v8d{0, 0, 0, 0, 0, 0, 0, 0};
+    // sixteen named accumulators (an array would live in memory at -O2)
+    v8d c00{}, c01{}, c02{}, c03{}, c10{}, c11{}, c12{}, c13{}, c20{}, c21{}, c22{}, c23{}, c30{}, c31{}, c32{}, c33{};
     for (std::size_t t = 0; t < len; t += 8) {
-        v8d xv[4], dv[4];
-        for (std::size_t a = 0; a < 4; ++a) std::memcpy(&xv[a], x + a * ld + t, sizeof(v8d));
-        for (std::size_t b = 0; b < 4; ++b) std::memcpy(&dv[b], d + b * ld + t, sizeof(v8d));
-        for (std::size_t a = 0; a < 4; ++a)
-            for (std::size_t b = 0; b < 4; ++b) acc[a * 4 + b] += xv[a] * dv[b];
+        v8d x0, x1, x2, x3, d0, d1, d2, d3;
+        std::memcpy(&x0, x + t, sizeof(v8d));
+        std::memcpy(&x1, x + ld + t, sizeof(v8d));
+        std::memcpy(&x2, x + 2 * ld + t, sizeof(v8d));
+        std::memcpy(&x3, x + 3 * ld + t, sizeof(v8d));
+        std::memcpy(&d0, d + t, sizeof(v8d));
+        std::memcpy(&d1, d + ld + t, sizeof(v8d));
+        std::memcpy(&d2, d + 2 * ld + t, sizeof(v8d));
+        std::memcpy(&d3, d + 3 * ld + t, sizeof(v8d));
+        c00 += x0 * d0, c01 += x0 * d1, c02 += x0 * d2, c03 += x0 * d3;
+        c10 += x1 * d0, c11 += x1 * d1, c12 += x1 * d2, c13 += x1 * d3;
+        c20 += x2 * d0, c21 += x2 * d1, c22 += x2 * d2, c23 += x2 * d3;
+        c30 += x3 * d0, c31 += x3 * d1, c32 += x3 * d2, c33 += x3 * d3;
     }
+    const v8d acc[16] = {c00, c01, c02, c03, c10, c11, c12, c13, c20, c21, c22, c23, c30, c31, c32, c33};
     for (std::size_t i = 0; i < 16; ++i) {
         double s = 0.0;
         for (int l = 0; l < 8; ++l) s += acc[i][l];
@@ -157,7 +166,8 @@ template <class Scheme>
 void error_matrix(const Scheme& s, std::size_t n, std::size_t k, span<const float> w, const std::vector<float>& sc,
                   span<const float> qs, span<const std::int32_t> qz, const std::vector<float>& ws,
                   std::vector<float>& dm) {
-    (void)ref::fake_quantize(s, shape{n, k}, qparams_view{qs, qz}, span<const float>(ws), span<float>(dm));
+    const weight_groups g = *make_weight_groups(s, n, k);
+    detail_clip::fake_quantize_all(s, g, k, ws.data(), qs.data(), qz.data(), dm.data());
     for (std::size_t o = 0; o < n; ++o)
         for (std::size_t j = 0; j < k; ++j) dm[o * k + j] = w[o * k + j] - dm[o * k + j] / sc[j];
 }

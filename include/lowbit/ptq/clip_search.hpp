@@ -30,6 +30,7 @@
 #include <cmath>
 #include <cstddef>
 #include <cstdint>
+#include <cstring>
 #include <vector>
 
 #include "../core/fake_quantize.hpp"
@@ -39,6 +40,7 @@
 #include "../core/scheme.hpp"
 #include "../core/span.hpp"
 #include "../core/status.hpp"
+#include "../kernels/fake_quantize.hpp"
 #include "channel_scale.hpp"
 
 namespace lowbit {
@@ -104,14 +106,70 @@ qparams clipped_qparams(const Scheme& s, float mn, float mx, float r) {
     return choose_qparams(s, mn * r, mx * r).value();  // finite, ordered: cannot fail
 }
 
-// Fake-quantize group gi of w into q (g values), exactly as ref::fake_quantize (index = the
-// element's flat index, which only stochastic rounding reads).
+// Fake-quantize group gi of w into q (g values), bit-identical to ref::fake_quantize of the
+// whole tensor: the SIMD per-tensor kernel on the group's contiguous values, or, for
+// stochastic rounding (which reads the element's flat index), the element loop.
 template <class Scheme>
 void fake_quantize_group(const Scheme& s, const weight_groups& g, std::size_t k, const float* w, std::size_t gi,
                          qparams qp, float* q) {
     const std::size_t base = (gi / g.per_row) * k + (gi % g.per_row) * g.group_size;
+    if (s.rounding() != rounding::stochastic) {
+        (void)kernels::fake_quantize(s.per_tensor(), qp, span<const float>(w + base, g.group_size),
+                                     span<float>(q, g.group_size));
+        return;
+    }
     const element_quantizer e = element_quantizer::make(s, qp);
     for (std::size_t t = 0; t < g.group_size; ++t) q[t] = e.dequantize(e.quantize(w[base + t], base + t));
+}
+
+// Fake-quantize all of W (N x K) with per-group qparams (checked by the caller).
+template <class Scheme>
+void fake_quantize_all(const Scheme& s, const weight_groups& g, std::size_t k, const float* w, const float* scales,
+                       const std::int32_t* zero_points, float* out) {
+    for (std::size_t gi = 0; gi < g.count; ++gi)
+        fake_quantize_group(s, g, k, w, gi, qparams{scales[gi], zero_points[gi]},
+                            out + (gi / g.per_row) * k + (gi % g.per_row) * g.group_size);
+}
+
+// The 8-lane loops below use fixed-size local arrays, which compilers vectorize at -O2 (no
+// aliasing, constant trip count); the sums are the same at every -O.
+constexpr std::size_t pad8(std::size_t v) noexcept { return (v + 7) / 8 * 8; }
+
+// t[j] = fma(a, h[j], t[j]) for j < n (n a multiple of 8).
+inline void axpy_fma(double a, const double* h, double* t, std::size_t n) noexcept {
+    for (std::size_t j = 0; j < n; j += 8) {
+        double hv[8], tv[8];
+        std::memcpy(hv, h + j, sizeof hv);
+        std::memcpy(tv, t + j, sizeof tv);
+        for (std::size_t l = 0; l < 8; ++l) tv[l] = std::fma(a, hv[l], tv[l]);
+        std::memcpy(t + j, tv, sizeof tv);
+    }
+}
+
+// sum_j a[j] b[j] (n a multiple of 8): lane l accumulates j = l mod 8 with fma in j order, then
+// the lanes are added in order.
+inline double dot_fma(const double* a, const double* b, std::size_t n) noexcept {
+    double acc[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+    for (std::size_t j = 0; j < n; j += 8) {
+        double av[8], bv[8];
+        std::memcpy(av, a + j, sizeof av);
+        std::memcpy(bv, b + j, sizeof bv);
+        for (std::size_t l = 0; l < 8; ++l) acc[l] = std::fma(av[l], bv[l], acc[l]);
+    }
+    double s = 0.0;
+    for (std::size_t l = 0; l < 8; ++l) s += acc[l];
+    return s;
+}
+
+// h[j] += x_i * x[j] for j < n (n a multiple of 8): exact products of floats, double adds.
+inline void add_outer_row(double xi, const double* x, double* h, std::size_t n) noexcept {
+    for (std::size_t j = 0; j < n; j += 8) {
+        double xv[8], hv[8];
+        std::memcpy(xv, x + j, sizeof xv);
+        std::memcpy(hv, h + j, sizeof hv);
+        for (std::size_t l = 0; l < 8; ++l) hv[l] += xi * xv[l];
+        std::memcpy(h + j, hv, sizeof hv);
+    }
 }
 
 }  // namespace detail_clip
@@ -148,7 +206,8 @@ status weight_minmax_qparams(const Scheme& s, std::size_t n, std::size_t k, span
 }
 
 /// Round-to-nearest weights: out = ref::fake_quantize(s, {N, K}, min/max qparams, w) (clipped
-/// by ratios when given, as weight_minmax_qparams). out may alias w. Errors: those of
+/// by ratios when given, as weight_minmax_qparams), bit for bit (computed group by group with
+/// kernels::fake_quantize). out may alias w. Errors: those of
 /// weight_minmax_qparams; out.size() != w.size(). Allocates the qparams (2 * groups).
 template <class Scheme>
 status fake_quantize_weights_minmax(const Scheme& s, std::size_t n, std::size_t k, span<const float> w,
@@ -159,7 +218,8 @@ status fake_quantize_weights_minmax(const Scheme& s, std::size_t n, std::size_t 
     std::vector<float> sc(g->count);
     std::vector<std::int32_t> zp(g->count);
     LOWBIT_DETAIL_TRY(weight_minmax_qparams(s, n, k, w, sc, zp, ratios));
-    return ref::fake_quantize(s, shape{n, k}, qparams_view{sc, zp}, w, out);
+    detail_clip::fake_quantize_all(s, *g, k, w.data(), sc.data(), zp.data(), out.data());
+    return {};
 }
 
 /// What the clip search optimises (see the file comment).
@@ -193,7 +253,7 @@ struct clip_search_report {
 /// w: N x K finite weights. x: rows x K finite calibration activations, the layer's actual
 /// input (for AWQ, the scaled X / s); for the weights objective rows may be 0 and x empty.
 /// Zero activations (or columns of a group all zero) make every candidate's output error 0:
-/// ratio 1, i.e. RTN. Cost: weights objective N K C, output objective (K/g) rows g^2 / 2 +
+/// ratio 1, i.e. RTN. Cost: weights objective N K C, output objective K rows g +
 /// N K g C multiply-adds (C candidates) and g^2 doubles of scratch.
 /// Errors (nothing written): scheme / groups; sizes; non-finite w or x; rows == 0 with the
 /// output objective ("rows"); n_grid == 0, max_shrink outside [0, 1), max_rows == 0.
@@ -234,10 +294,10 @@ result<clip_search_report> clip_search(const Scheme& s, std::size_t n, std::size
     const std::size_t used = out_obj ? (rows + stride - 1) / stride : 0;
     rep.rows_used = used;
 
-    const std::size_t gs = g.group_size;
-    std::vector<double> h(out_obj ? gs * gs : 0);
+    const std::size_t gs = g.group_size, gp = detail_clip::pad8(gs);  // rows of H, d, t padded with 0
+    std::vector<double> h(out_obj ? gs * gp : 0), xrow(gp, 0.0);
     std::vector<float> q(cand * gs);
-    std::vector<double> d(cand * gs), t(cand * gs), err(cand);
+    std::vector<double> d(cand * gp, 0.0), t(cand * gp), err(cand);
     double sum_rtn = 0.0, sum_best = 0.0;
     for (std::size_t gc = 0; gc < g.per_row; ++gc) {  // group column: same columns for every output row
         const std::size_t j0 = gc * gs;
@@ -245,15 +305,10 @@ result<clip_search_report> clip_search(const Scheme& s, std::size_t n, std::size
             for (double& v : h) v = 0.0;
             for (std::size_t u = 0; u < used; ++u) {
                 const float* xr = x.data() + u * stride * k + j0;
-                for (std::size_t i = 0; i < gs; ++i) {
-                    const double xi = xr[i];
-                    if (xi == 0.0) continue;
-                    double* hr = h.data() + i * gs;
-                    for (std::size_t j = 0; j <= i; ++j) hr[j] += xi * static_cast<double>(xr[j]);
-                }
+                for (std::size_t i = 0; i < gs; ++i) xrow[i] = xr[i];
+                for (std::size_t i = 0; i < gs; ++i)
+                    if (xrow[i] != 0.0) detail_clip::add_outer_row(xrow[i], xrow.data(), h.data() + i * gp, gp);
             }
-            for (std::size_t i = 0; i < gs; ++i)
-                for (std::size_t j = i + 1; j < gs; ++j) h[i * gs + j] = h[j * gs + i];
         }
         for (std::size_t o = 0; o < n; ++o) {
             const std::size_t gi = o * g.per_row + gc;
@@ -264,29 +319,20 @@ result<clip_search_report> clip_search(const Scheme& s, std::size_t n, std::size
                 detail_clip::fake_quantize_group(s, g, k, w.data(), gi, detail_clip::clipped_qparams(s, mn, mx, rs[c]),
                                                  q.data() + c * gs);
                 for (std::size_t i = 0; i < gs; ++i)
-                    d[c * gs + i] = static_cast<double>(wp[i]) - static_cast<double>(q[c * gs + i]);
+                    d[c * gp + i] = static_cast<double>(wp[i]) - static_cast<double>(q[c * gs + i]);
             }
             if (!out_obj) {
-                for (std::size_t c = 0; c < cand; ++c) {
-                    double e = 0.0;
-                    for (std::size_t i = 0; i < gs; ++i) e = std::fma(d[c * gs + i], d[c * gs + i], e);
-                    err[c] = e;
-                }
-            } else {  // e_c = d_c^T H d_c: t_c = H d_c (rows of H in i order), then d_c . t_c
+                for (std::size_t c = 0; c < cand; ++c)
+                    err[c] = detail_clip::dot_fma(d.data() + c * gp, d.data() + c * gp, gp);
+            } else {  // e_c = d_c^T H d_c: t_c = sum_i d_ci H_i (rows of H in i order), then d_c . t_c
                 for (double& v : t) v = 0.0;
                 for (std::size_t i = 0; i < gs; ++i) {
-                    const double* hr = h.data() + i * gs;
-                    for (std::size_t c = 0; c < cand; ++c) {
-                        const double di = d[c * gs + i];
-                        double* tc = t.data() + c * gs;
-                        for (std::size_t j = 0; j < gs; ++j) tc[j] = std::fma(di, hr[j], tc[j]);
-                    }
+                    const double* hr = h.data() + i * gp;
+                    for (std::size_t c = 0; c < cand; ++c)
+                        detail_clip::axpy_fma(d[c * gp + i], hr, t.data() + c * gp, gp);
                 }
-                for (std::size_t c = 0; c < cand; ++c) {
-                    double e = 0.0;
-                    for (std::size_t i = 0; i < gs; ++i) e = std::fma(d[c * gs + i], t[c * gs + i], e);
-                    err[c] = e;
-                }
+                for (std::size_t c = 0; c < cand; ++c)
+                    err[c] = detail_clip::dot_fma(d.data() + c * gp, t.data() + c * gp, gp);
             }
             std::size_t best = 0;
             for (std::size_t c = 1; c < cand; ++c)
