@@ -384,7 +384,8 @@ TEST_CASE("adaround: empty layers and errors", "[ptq][adaround]") {
                       Catch::Contains("'beta' = 0.5"));
 }
 
-// Not run by default: the seed sweep behind the evidence test's margin.
+// Not run by default: the seed sweep behind the evidence test's margin (ptq_tests "[.adaround_sweep]";
+// AR_LR, AR_IT, AR_REG in the environment override learning rate, steps, lambda).
 TEST_CASE("adaround: held-out improvement over seeds 1..12", "[.adaround_sweep]") {
     const ar_s4sym s = ar_s4sym{}.per_channel(0);
     for (std::uint32_t seed = 1; seed <= 12; ++seed) {

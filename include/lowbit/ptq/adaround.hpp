@@ -183,11 +183,22 @@ inline void soft_row(const grid& g, std::size_t j, const float* w, const std::in
 // d[b] = sum_t delta[t] xt[t][b] for the batch (xt is K x B, row t holds input t of every
 // batch row), accumulated in increasing t; returns sum_b d[b]^2 (double).
 inline double row_outputs(std::size_t k, std::size_t b, const float* delta, const float* xt, float* d) {
-    for (std::size_t i = 0; i < b; ++i) d[i] = 0.0f;
-    for (std::size_t t = 0; t < k; ++t) {
+    constexpr std::size_t lanes = 16;  // a fixed-width block of outputs stays in registers over t
+    std::size_t i0 = 0;
+    for (; i0 + lanes <= b; i0 += lanes) {
+        float acc[lanes] = {};
+        for (std::size_t t = 0; t < k; ++t) {
+            const float c = delta[t];
+            const float* xr = xt + t * b + i0;
+            for (std::size_t i = 0; i < lanes; ++i) acc[i] += c * xr[i];
+        }
+        for (std::size_t i = 0; i < lanes; ++i) d[i0 + i] = acc[i];
+    }
+    for (std::size_t i = i0; i < b; ++i) d[i] = 0.0f;
+    for (std::size_t t = 0; t < k && i0 < b; ++t) {  // the tail, same order (increasing t)
         const float c = delta[t];
         const float* xr = xt + t * b;
-        for (std::size_t i = 0; i < b; ++i) d[i] += c * xr[i];
+        for (std::size_t i = i0; i < b; ++i) d[i] += c * xr[i];
     }
     double e = 0.0;
     for (std::size_t i = 0; i < b; ++i) e += static_cast<double>(d[i]) * static_cast<double>(d[i]);
