@@ -203,7 +203,7 @@ struct awq_report {
 /// j), clip ratios, scales and zero_points (one per group of W * s). awq_effective_weights
 /// turns them into the f32 weights the quantized layer computes with.
 /// Cost per grid point: one RTN of N K weights and rows N K multiply-adds; then the clip
-/// search's. Allocates about 3 N K + rows K floats.
+/// search's. Allocates 2 N K + rows K floats and about rows (N + 256) doubles.
 /// Errors (nothing written): scheme / groups; sizes; rows == 0 ("rows"); non-finite w or x;
 /// n_grid == 0; min_scale not finite and > 0; grid_errors neither empty nor n_grid long;
 /// clip options as clip_search.
