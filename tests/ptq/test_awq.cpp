@@ -3,6 +3,7 @@
 // held-out improvement over RTN on a synthetic layer with salient input channels, edges and
 // errors.
 #include "lowbit_catch.hpp"
+#include "outlier_layer_test_util.hpp"
 
 #include <algorithm>
 #include <cmath>
@@ -10,7 +11,6 @@
 #include <cstdint>
 #include <cstdio>
 #include <limits>
-#include <random>
 #include <vector>
 
 #include <lowbit/core/fake_quantize.hpp>
@@ -23,54 +23,12 @@ namespace {
 using awq_u4 = lowbit::scheme<lowbit::u4>;                              // AWQ's default: zero-point
 using awq_s4 = lowbit::scheme<lowbit::s4, lowbit::symmetry::symmetric>;  // symmetric variant
 
-// Normal deviates from mt19937's raw output (Box-Muller in double): the same numbers with
-// every standard library (std::normal_distribution is implementation-defined).
-struct awq_tl_rng {
-    std::mt19937 eng;
-    explicit awq_tl_rng(std::uint32_t seed) : eng(seed) {}
-    double uniform() { return (static_cast<double>(eng()) + 0.5) / 4294967296.0; }
-    double normal() {
-        const double u = uniform(), v = uniform();
-        return std::sqrt(-2.0 * std::log(u)) * std::cos(6.283185307179586 * v);
-    }
-};
-
-// A linear layer N x K with calibration and held-out activations (rows x K each): channel
-// magnitudes log-normal, 4 salient input channels 15x larger, a shared factor correlating the
-// channels, gaussian weights (std 0.05) with 2 outlier rows and 2 outlier columns (x4).
-struct awq_tl_layer {
-    std::size_t n = 0, k = 0, rows = 0;
-    std::vector<float> w, xcal, xtest;
-};
+// A linear layer N x K with calibration and held-out activations (rows x K each): the shared
+// outlier layer (outlier_layer_test_util.hpp) with 4 salient input channels 15x larger.
+using awq_tl_layer = ptq_test::outlier_layer;
 
 awq_tl_layer awq_tl_make(std::uint32_t seed, std::size_t n = 64, std::size_t k = 128, std::size_t rows = 512) {
-    awq_tl_rng g(seed);
-    awq_tl_layer l;
-    l.n = n, l.k = k, l.rows = rows;
-    std::vector<double> mag(k), load(k);
-    for (std::size_t j = 0; j < k; ++j) {
-        mag[j] = std::exp(0.5 * g.normal());
-        load[j] = g.normal();
-    }
-    for (int t = 0; t < 4; ++t) mag[g.eng() % k] *= 15.0;
-    l.w.resize(n * k);
-    for (float& v : l.w) v = static_cast<float>(0.05 * g.normal());
-    for (int t = 0; t < 2; ++t) {
-        const std::size_t o = g.eng() % n, j = g.eng() % k;
-        for (std::size_t i = 0; i < k; ++i) l.w[o * k + i] *= 4.0f;
-        for (std::size_t i = 0; i < n; ++i) l.w[i * k + j] *= 4.0f;
-    }
-    const auto fill = [&](std::vector<float>& x) {
-        x.resize(rows * k);
-        for (std::size_t r = 0; r < rows; ++r) {
-            const double f = g.normal();
-            for (std::size_t j = 0; j < k; ++j)
-                x[r * k + j] = static_cast<float>(mag[j] * (g.normal() + 0.7 * f * load[j]));
-        }
-    };
-    fill(l.xcal);
-    fill(l.xtest);
-    return l;
+    return ptq_test::make_outlier_layer(seed, 15.0, n, k, rows);
 }
 
 // Output MSE of X wq^T against X w^T (linalg's forward and mse).

@@ -2,13 +2,13 @@
 // zero and constant channels, errors, and the W8A8 improvement on held-out activations of a
 // synthetic layer with 100x outlier input channels.
 #include "lowbit_catch.hpp"
+#include "outlier_layer_test_util.hpp"
 
 #include <cmath>
 #include <cstddef>
 #include <cstdint>
 #include <cstdio>
 #include <limits>
-#include <random>
 #include <vector>
 
 #include <lowbit/core/fake_quantize.hpp>
@@ -22,53 +22,13 @@ namespace {
 
 using sq_tl_s8 = lowbit::scheme<lowbit::s8, lowbit::symmetry::symmetric>;  // SmoothQuant's int8 (absmax)
 
-// Normal deviates from mt19937's raw output (Box-Muller in double), identical everywhere.
-struct sq_tl_rng {
-    std::mt19937 eng;
-    explicit sq_tl_rng(std::uint32_t seed) : eng(seed) {}
-    double uniform() { return (static_cast<double>(eng()) + 0.5) / 4294967296.0; }
-    double normal() {
-        const double u = uniform(), v = uniform();
-        return std::sqrt(-2.0 * std::log(u)) * std::cos(6.283185307179586 * v);
-    }
-};
-
-// Layer N x K, calibration and held-out activations rows x K: channel magnitudes log-normal,
-// 4 outlier input channels 100x larger (as the LLM.int8 / SmoothQuant papers observe), a shared
-// factor correlating channels; gaussian weights (std 0.05), 2 outlier rows and columns (x4).
-struct sq_tl_layer {
-    std::size_t n = 0, k = 0, rows = 0;
-    std::vector<float> w, xcal, xtest;
-};
+// Layer N x K, calibration and held-out activations rows x K: the shared outlier layer
+// (outlier_layer_test_util.hpp) with 4 outlier input channels 100x larger, as the LLM.int8 /
+// SmoothQuant papers observe.
+using sq_tl_layer = ptq_test::outlier_layer;
 
 sq_tl_layer sq_tl_make(std::uint32_t seed, std::size_t n = 64, std::size_t k = 128, std::size_t rows = 512) {
-    sq_tl_rng g(seed);
-    sq_tl_layer l;
-    l.n = n, l.k = k, l.rows = rows;
-    std::vector<double> mag(k), load(k);
-    for (std::size_t j = 0; j < k; ++j) {
-        mag[j] = std::exp(0.5 * g.normal());
-        load[j] = g.normal();
-    }
-    for (int t = 0; t < 4; ++t) mag[g.eng() % k] *= 100.0;
-    l.w.resize(n * k);
-    for (float& v : l.w) v = static_cast<float>(0.05 * g.normal());
-    for (int t = 0; t < 2; ++t) {
-        const std::size_t o = g.eng() % n, j = g.eng() % k;
-        for (std::size_t i = 0; i < k; ++i) l.w[o * k + i] *= 4.0f;
-        for (std::size_t i = 0; i < n; ++i) l.w[i * k + j] *= 4.0f;
-    }
-    const auto fill = [&](std::vector<float>& x) {
-        x.resize(rows * k);
-        for (std::size_t r = 0; r < rows; ++r) {
-            const double f = g.normal();
-            for (std::size_t j = 0; j < k; ++j)
-                x[r * k + j] = static_cast<float>(mag[j] * (g.normal() + 0.7 * f * load[j]));
-        }
-    };
-    fill(l.xcal);
-    fill(l.xtest);
-    return l;
+    return ptq_test::make_outlier_layer(seed, 100.0, n, k, rows);
 }
 
 enum class sq_tl_act { per_tensor, per_token };
