@@ -15,6 +15,7 @@
 
 #include <lowbit/kernels/gemm_int4.hpp>
 
+#include "int4_test_util.hpp"
 #include "lowbit_catch.hpp"
 
 namespace lowbit_test_int4 {
@@ -22,61 +23,15 @@ namespace lowbit_test_int4 {
 using lowbit::format_id;
 using lowbit::kernels::int4_isa;
 
-static std::uint32_t bits_of(float f) {
-    std::uint32_t u = 0;
-    std::memcpy(&u, &f, 4);
-    return u;
-}
+using int4_test::bits_of;
+using weights = int4_test::weights_store;
+using q8 = int4_test::q8_store;
 
 static bool same(float a, float b) { return bits_of(a) == bits_of(b) || (std::isnan(a) && std::isnan(b)); }
 
-struct weights {
-    format_id format = format_id::s4;
-    std::size_t n = 0, k = 0, g = 32;
-    bool f16 = false;
-    std::vector<std::uint8_t> data, zps;
-    std::vector<float> scales;
-    std::vector<std::uint16_t> scales_f16;
-    lowbit::int4_weights view() const {
-        lowbit::int4_weights w;
-        w.format = format;
-        w.n = n;
-        w.k = k;
-        w.group_size = g;
-        w.data = data;
-        if (f16)
-            w.scales_f16 = scales_f16;
-        else
-            w.scales = scales;
-        w.zero_points = zps;
-        return w;
-    }
-};
-
+// Random weights with scales in [-0.3, 0.3) (int4_test::random_weights).
 static weights make_weights(std::mt19937& rng, format_id fmt, std::size_t n, std::size_t k, std::size_t g, bool f16) {
-    weights w;
-    w.format = fmt;
-    w.n = n;
-    w.k = k;
-    w.g = g;
-    w.f16 = f16;
-    std::uniform_int_distribution<int> byte(0, 255), nib(0, 15);
-    std::uniform_real_distribution<float> sc(-0.3f, 0.3f);
-    w.data.resize(n * k / 2);
-    for (auto& b : w.data) b = static_cast<std::uint8_t>(byte(rng));
-    const std::size_t p = n * (k / g);
-    if (f16) {
-        w.scales_f16.resize(p);
-        for (auto& s : w.scales_f16) s = lowbit::f32_to_f16(sc(rng));
-    } else {
-        w.scales.resize(p);
-        for (auto& s : w.scales) s = sc(rng);
-    }
-    if (fmt == format_id::u4) {
-        w.zps.resize(p);
-        for (auto& z : w.zps) z = static_cast<std::uint8_t>(nib(rng));
-    }
-    return w;
+    return int4_test::random_weights(rng, fmt, n, k, g, f16, 0.3f);
 }
 
 static std::vector<std::uint8_t> pack(const weights& w) {
@@ -84,16 +39,6 @@ static std::vector<std::uint8_t> pack(const weights& w) {
     REQUIRE(lowbit::kernels::pack_int4(w.view(), p).ok());
     return p;
 }
-
-struct q8 {
-    std::size_t m, k;
-    std::vector<std::int8_t> q;
-    std::vector<float> d;
-    std::vector<std::int32_t> sums;
-    q8(std::size_t m_, std::size_t k_) : m(m_), k(k_), q(m_ * k_), d(m_ * k_ / 32), sums(m_ * k_ / 32) {}
-    lowbit::q8_activations_buffer buffer() { return {m, k, q, d, sums}; }
-    lowbit::q8_activations view() const { return {m, k, q, d, sums}; }
-};
 
 static const std::array<int4_isa, 4> all_isas = {int4_isa::scalar, int4_isa::avx2, int4_isa::avx512bw,
                                                  int4_isa::avx512_vnni};

@@ -1,6 +1,7 @@
 // lowbit::ref::gemm (core/gemm.hpp), the integer GEMM spec, against independent values:
 //   - int32 and dequantized f32 outputs against numpy golden data
-//     (tests/golden/data/gemm_ref.txt, written by tests/golden/generate_gemm.py), exactly
+//     (tests/golden/data/gemm_ref.txt, written by tests/golden/generate_gemm.py, read with
+//     tests/golden_reader.hpp), exactly
 //     (integers equal, floats bit for bit, so -0 and +0 differ);
 //   - the requantizing outputs (fixed-point and float multipliers) against lowbit::ref::requantize
 //     (core/requantize.hpp, golden-tested against TFLite's formulas) applied to the golden
@@ -10,29 +11,22 @@
 //   - every argument check, naming the argument and its value, with nothing written.
 // Outputs go to C buffers of exactly (M - 1) * ldc + N elements pre-filled with a sentinel:
 // the gaps between rows (ldc > N) must keep it, and ASan sees any write past the end.
+#include "golden_reader.hpp"
 #include "lowbit_catch.hpp"
 
 #include <algorithm>
 #include <cmath>
 #include <cstddef>
 #include <cstdint>
-#include <cstdio>
-#include <cstdlib>
 #include <cstring>
-#include <fstream>
 #include <functional>
 #include <limits>
-#include <sstream>
 #include <stdexcept>
 #include <string>
 #include <utility>
 #include <vector>
 
 #include <lowbit/core/gemm.hpp>
-
-#ifndef LOWBIT_TEST_DATA_DIR
-#error "LOWBIT_TEST_DATA_DIR must name the directory holding the golden data files"
-#endif
 
 namespace {
 
@@ -46,11 +40,7 @@ using lowbit::weight_layout;
 constexpr std::int32_t i32_min = std::numeric_limits<std::int32_t>::min();
 constexpr std::int32_t i32_max = std::numeric_limits<std::int32_t>::max();
 
-std::uint32_t bits_of(float f) {
-    std::uint32_t u = 0;
-    std::memcpy(&u, &f, sizeof u);
-    return u;
-}
+using golden::show;
 
 float float_of_bits(std::uint32_t u) {
     float f = 0;
@@ -58,69 +48,21 @@ float float_of_bits(std::uint32_t u) {
     return f;
 }
 
-std::string show(float f) {
-    char buf[64];
-    std::snprintf(buf, sizeof buf, "%a (%.9g)", static_cast<double>(f), static_cast<double>(f));
-    return buf;
-}
-
 // ---------------------------------------------------------------------------------------
 // the golden file
 
-/// One data line, read token by token.
-class row {
-public:
-    row(std::string where, const std::string& text) : m_where(std::move(where)) {
-        std::istringstream in(text);
-        std::string t;
-        while (in >> t) m_tokens.push_back(t);
-    }
-    const std::string& where() const { return m_where; }
-    bool done() const { return m_pos == m_tokens.size(); }
-    const std::string& word() {
-        if (m_pos >= m_tokens.size()) throw std::runtime_error(m_where + ": line ends too early");
-        return m_tokens[m_pos++];
-    }
-    long long integer() {
-        const std::string& t = word();
-        char* end = nullptr;
-        const long long v = std::strtoll(t.c_str(), &end, 10);
-        if (t.empty() || end != t.c_str() + t.size()) throw std::runtime_error(m_where + ": bad integer '" + t + "'");
-        return v;
-    }
-    std::int32_t i32() {
-        const long long v = integer();
-        if (v < i32_min || v > i32_max) throw std::runtime_error(m_where + ": not an int32");
-        return static_cast<std::int32_t>(v);
-    }
-    std::size_t count() {
-        const long long v = integer();
-        if (v < 0) throw std::runtime_error(m_where + ": negative count");
-        return static_cast<std::size_t>(v);
-    }
-    float real() {
-        const std::string& t = word();
-        char* end = nullptr;
-        const float v = std::strtof(t.c_str(), &end);
-        if (t.empty() || end != t.c_str() + t.size()) throw std::runtime_error(m_where + ": bad float '" + t + "'");
-        return v;
-    }
-    std::vector<std::int32_t> i32s(std::size_t n) {
-        std::vector<std::int32_t> v(n);
-        for (std::int32_t& x : v) x = i32();
-        return v;
-    }
-    std::vector<float> reals(std::size_t n) {
-        std::vector<float> v(n);
-        for (float& x : v) x = real();
-        return v;
-    }
+/// golden::row::i32 with a range check: a value outside int32 makes the file malformed.
+std::int32_t read_i32(golden::row& r) {
+    const long long v = r.integer();
+    if (v < i32_min || v > i32_max) throw std::runtime_error(r.where() + ": not an int32");
+    return static_cast<std::int32_t>(v);
+}
 
-private:
-    std::string m_where;
-    std::vector<std::string> m_tokens;
-    std::size_t m_pos = 0;
-};
+std::vector<std::int32_t> read_i32s(golden::row& r, std::size_t n) {
+    std::vector<std::int32_t> v(n);
+    for (std::int32_t& x : v) x = read_i32(r);
+    return v;
+}
 
 struct dequant_variant {
     std::vector<float> scales, bias, y;  // y: M x N compact
@@ -138,20 +80,9 @@ struct golden_case {
 };
 
 std::vector<golden_case> load_cases() {
-    const std::string name = "gemm_ref.txt";
-    const std::string path = std::string(LOWBIT_TEST_DATA_DIR) + "/" + name;
-    std::ifstream in(path);
-    INFO("data file " << path);
-    REQUIRE(in.good());
     std::vector<golden_case> cases;
-    std::string text;
-    int line = 0;
-    bool header = false;
-    while (std::getline(in, text)) {
-        ++line;
-        if (text.rfind("# generated by tests/golden/generate_gemm.py", 0) == 0) header = true;
-        if (text.empty() || text[0] == '#') continue;
-        row r(name + ":" + std::to_string(line), text);
+    for (golden::row& r : golden::load("gemm_ref.txt", "generate_gemm.py")) {
+        INFO(r.where());
         golden_case g;
         g.where = r.where();
         g.name = r.word();
@@ -167,11 +98,11 @@ std::vector<golden_case> load_cases() {
         g.lda = r.count();
         g.ldb = r.count();
         g.ldc = r.count();
-        g.za = r.i32();
-        g.zb = r.i32s(r.count());
-        g.a = r.i32s(r.count());
-        g.b = r.i32s(r.count());
-        g.acc = r.i32s(g.m * g.n);
+        g.za = read_i32(r);
+        g.zb = read_i32s(r, r.count());
+        g.a = read_i32s(r, r.count());
+        g.b = read_i32s(r, r.count());
+        g.acc = read_i32s(r, g.m * g.n);
         const std::size_t ndq = r.count();
         for (std::size_t i = 0; i < ndq; ++i) {
             dequant_variant v;
@@ -180,7 +111,6 @@ std::vector<golden_case> load_cases() {
             v.y = r.reals(g.m * g.n);
             g.dq.push_back(std::move(v));
         }
-        INFO(g.where);
         REQUIRE(r.done());
         // the buffers are exactly the minimum sizes the contract asks for
         REQUIRE(g.m >= 1);
@@ -190,7 +120,6 @@ std::vector<golden_case> load_cases() {
         REQUIRE(g.b.size() == (g.k == 0 ? 0 : ((kn ? g.k : g.n) - 1) * g.ldb + (kn ? g.n : g.k)));
         cases.push_back(std::move(g));
     }
-    CHECK(header);
     return cases;
 }
 
@@ -225,7 +154,7 @@ public:
     }
     void same_float(const std::string& ctx, float expected, float got) {
         ++m_compared;
-        if (bits_of(expected) != bits_of(got)) fail(ctx, show(expected), show(got));
+        if (golden::bits(expected) != golden::bits(got)) fail(ctx, show(expected), show(got));
     }
     /// C (at ldc) against the compact M x N `expected`; the gaps must hold `sentinel`.
     template <class T, class E>
@@ -837,7 +766,7 @@ void check_k_bound(TA av, std::int8_t bv, std::int32_t za, std::int32_t zb, std:
         CHECK_GEMM_ERROR(lowbit::ref::gemm(gemm_dims{1, 1, kmax + 1}, gemm_a<TA>{a, kmax + 1, za},
                                            gemm_b{b, ldb, layout, zspan}, dp, span<float>(y), 1),
                          errc::overflow, "k", kmax + 1);
-        CHECK(bits_of(y[0]) == bits_of(sentinel_f32));
+        CHECK(golden::bits(y[0]) == golden::bits(sentinel_f32));
         const lowbit::quantized_multiplier m[1] = {{std::int32_t(1) << 30, 0}};
         lowbit::requantize_params rp;
         rp.multipliers = m;
@@ -1119,7 +1048,7 @@ TEST_CASE("ref::gemm output parameters: every check names the argument and its v
         CHECK(st.code == errc::invalid_argument);
         CHECK(std::string(st.argument) == "bias[i]");
         CHECK(std::isnan(st.value));
-        for (float v : y) CHECK(bits_of(v) == bits_of(sentinel_f32));
+        for (float v : y) CHECK(golden::bits(v) == golden::bits(sentinel_f32));
         // finite zero / negative scales are valid: 4 * -0.5 = -2, 4 * 0 = +0
         const float s_odd[3] = {0.5f, -0.5f, 0.0f};
         p2 = lowbit::gemm_dequantize_params{};

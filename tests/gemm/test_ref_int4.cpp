@@ -17,6 +17,7 @@
 #include <lowbit/core/gemm_int4.hpp>
 #include <lowbit/core/quantize.hpp>
 
+#include "int4_test_util.hpp"
 #include "lowbit_catch.hpp"
 
 #ifndef LOWBIT_TEST_DATA_DIR
@@ -27,96 +28,21 @@ namespace {
 
 using lowbit::format_id;
 
-std::uint32_t bits_of(float f) {
-    std::uint32_t u = 0;
-    std::memcpy(&u, &f, 4);
-    return u;
-}
+using int4_test::bits_of;
+using int4_test::q8_store;
+using int4_test::sized;
+using int4_test::weights_store;
+
 float float_of(std::uint32_t u) {
     float f = 0;
     std::memcpy(&f, &u, 4);
     return f;
 }
 
-// Owns the buffers of int4 weights; view() gives the spec's int4_weights.
-struct weights_store {
-    format_id format = format_id::s4;
-    std::size_t n = 0, k = 0, g = 32;
-    bool f16 = false;
-    std::vector<std::uint8_t> data;
-    std::vector<float> scales;
-    std::vector<std::uint16_t> scales_f16;
-    std::vector<std::uint8_t> zps;
-
-    lowbit::int4_weights view() const {
-        lowbit::int4_weights w;
-        w.format = format;
-        w.n = n;
-        w.k = k;
-        w.group_size = g;
-        w.data = data;
-        if (f16)
-            w.scales_f16 = scales_f16;
-        else
-            w.scales = scales;
-        w.zero_points = zps;
-        return w;
-    }
-    lowbit::int4_weights_buffer buffer() {
-        lowbit::int4_weights_buffer b;
-        b.format = format;
-        b.n = n;
-        b.k = k;
-        b.group_size = g;
-        b.data = data;
-        if (f16)
-            b.scales_f16 = scales_f16;
-        else
-            b.scales = scales;
-        b.zero_points = zps;
-        return b;
-    }
-};
-
-// Sized (zeroed) storage for the given shape.
-weights_store sized(format_id fmt, std::size_t n, std::size_t k, std::size_t g, bool f16) {
-    weights_store s;
-    s.format = fmt;
-    s.n = n;
-    s.k = k;
-    s.g = g;
-    s.f16 = f16;
-    s.data.assign(n * k / 2, 0);
-    const std::size_t p = n * (k / g);
-    if (f16)
-        s.scales_f16.assign(p, 0);
-    else
-        s.scales.assign(p, 0.0f);
-    if (fmt == format_id::u4) s.zps.assign(p, 0);
-    return s;
-}
-
-// Random weights: values, scales (f16 ones are random finite halves), zero points.
+// Random weights with scales in [-0.2, 0.2) (int4_test::random_weights).
 weights_store random_weights(std::mt19937& rng, format_id fmt, std::size_t n, std::size_t k, std::size_t g, bool f16) {
-    weights_store s = sized(fmt, n, k, g, f16);
-    std::uniform_int_distribution<int> byte(0, 255), nib(0, 15);
-    std::uniform_real_distribution<float> sc(-0.2f, 0.2f);
-    for (auto& b : s.data) b = static_cast<std::uint8_t>(byte(rng));
-    for (auto& v : s.scales) v = sc(rng);
-    for (auto& v : s.scales_f16) v = lowbit::f32_to_f16(sc(rng));
-    for (auto& v : s.zps) v = static_cast<std::uint8_t>(nib(rng));
-    return s;
+    return int4_test::random_weights(rng, fmt, n, k, g, f16, 0.2f);
 }
-
-struct q8_store {
-    std::size_t m = 0, k = 0;
-    std::vector<std::int8_t> q;
-    std::vector<float> d;
-    std::vector<std::int32_t> sums;
-    q8_store(std::size_t m_, std::size_t k_) : m(m_), k(k_), q(m_ * k_), d(m_ * k_ / 32), sums(m_ * k_ / 32) {}
-    lowbit::q8_activations_buffer buffer() { return {m, k, q, d, sums}; }
-    lowbit::q8_activations view() const { return {m, k, q, d, sums}; }
-};
 
 std::vector<std::string> tokens(const std::string& line) {
     std::istringstream is(line);
