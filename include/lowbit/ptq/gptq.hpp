@@ -209,6 +209,31 @@ LOWBIT_DETAIL_GPTQ_TARGET_AVX2 inline void fms_avx2(std::size_t m, std::size_t n
     }
 }
 
+// AVX-512F register block: C[0..3][0..15] (rows ldc apart) -= A[0..3][0..depth-1] (rows lda
+// apart) B[0..depth-1][0..15] (rows ldb apart: B's stride, or 16 in a packed tile), 8 zmm
+// accumulators, t increasing.
+LOWBIT_DETAIL_GPTQ_TARGET_AVX512 __attribute__((always_inline)) inline void fms_avx512_4x16(
+    std::size_t depth, const double* a0, std::size_t lda, const double* b, std::size_t ldb, double* c0,
+    std::size_t ldc) noexcept {
+    __m512d r[4][2];
+    for (int u = 0; u < 4; ++u) {
+        r[u][0] = _mm512_loadu_pd(c0 + static_cast<std::size_t>(u) * ldc);
+        r[u][1] = _mm512_loadu_pd(c0 + static_cast<std::size_t>(u) * ldc + 8);
+    }
+    for (std::size_t t = 0; t < depth; ++t) {
+        const __m512d b0 = _mm512_loadu_pd(b + t * ldb), b1 = _mm512_loadu_pd(b + t * ldb + 8);
+        for (int u = 0; u < 4; ++u) {
+            const __m512d av = _mm512_set1_pd(a0[static_cast<std::size_t>(u) * lda + t]);
+            r[u][0] = _mm512_fnmadd_pd(av, b0, r[u][0]);
+            r[u][1] = _mm512_fnmadd_pd(av, b1, r[u][1]);
+        }
+    }
+    for (int u = 0; u < 4; ++u) {
+        _mm512_storeu_pd(c0 + static_cast<std::size_t>(u) * ldc, r[u][0]);
+        _mm512_storeu_pd(c0 + static_cast<std::size_t>(u) * ldc + 8, r[u][1]);
+    }
+}
+
 // AVX-512F: 4 rows x 16 columns in registers (8 zmm accumulators), 8-column and scalar tails.
 LOWBIT_DETAIL_GPTQ_TARGET_AVX512 inline void fms_avx512(std::size_t m, std::size_t nc, std::size_t depth,
                                                         const double* a, std::size_t lda, const double* b,
@@ -218,25 +243,7 @@ LOWBIT_DETAIL_GPTQ_TARGET_AVX512 inline void fms_avx512(std::size_t m, std::size
         const double* a0 = a + i * lda;
         double* c0 = c + i * ldc;
         std::size_t j = 0;
-        for (; j + 16 <= nc; j += 16) {
-            __m512d r[4][2];
-            for (int u = 0; u < 4; ++u) {
-                r[u][0] = _mm512_loadu_pd(c0 + static_cast<std::size_t>(u) * ldc + j);
-                r[u][1] = _mm512_loadu_pd(c0 + static_cast<std::size_t>(u) * ldc + j + 8);
-            }
-            for (std::size_t t = 0; t < depth; ++t) {
-                const __m512d b0 = _mm512_loadu_pd(b + t * ldb + j), b1 = _mm512_loadu_pd(b + t * ldb + j + 8);
-                for (int u = 0; u < 4; ++u) {
-                    const __m512d av = _mm512_set1_pd(a0[static_cast<std::size_t>(u) * lda + t]);
-                    r[u][0] = _mm512_fnmadd_pd(av, b0, r[u][0]);
-                    r[u][1] = _mm512_fnmadd_pd(av, b1, r[u][1]);
-                }
-            }
-            for (int u = 0; u < 4; ++u) {
-                _mm512_storeu_pd(c0 + static_cast<std::size_t>(u) * ldc + j, r[u][0]);
-                _mm512_storeu_pd(c0 + static_cast<std::size_t>(u) * ldc + j + 8, r[u][1]);
-            }
-        }
+        for (; j + 16 <= nc; j += 16) fms_avx512_4x16(depth, a0, lda, b + j, ldb, c0 + j, ldc);
         if (j < nc) fms_avx2(4, nc - j, depth, a0, lda, b + j, ldb, c0 + j, ldc);
     }
     for (; i < m; ++i) {
@@ -263,27 +270,8 @@ LOWBIT_DETAIL_GPTQ_TARGET_AVX512 inline void fms_avx512_packed(std::size_t m, st
     for (; i + 4 <= m; i += 4) {
         const double* a0 = a + i * lda;
         double* c0 = c + i * ldc;
-        for (std::size_t jt = 0; jt < tiles; ++jt) {
-            const std::size_t j = jt * 16;
-            const double* bt = bp + jt * depth * 16;
-            __m512d r[4][2];
-            for (int u = 0; u < 4; ++u) {
-                r[u][0] = _mm512_loadu_pd(c0 + static_cast<std::size_t>(u) * ldc + j);
-                r[u][1] = _mm512_loadu_pd(c0 + static_cast<std::size_t>(u) * ldc + j + 8);
-            }
-            for (std::size_t t = 0; t < depth; ++t) {
-                const __m512d b0 = _mm512_loadu_pd(bt + t * 16), b1 = _mm512_loadu_pd(bt + t * 16 + 8);
-                for (int u = 0; u < 4; ++u) {
-                    const __m512d av = _mm512_set1_pd(a0[static_cast<std::size_t>(u) * lda + t]);
-                    r[u][0] = _mm512_fnmadd_pd(av, b0, r[u][0]);
-                    r[u][1] = _mm512_fnmadd_pd(av, b1, r[u][1]);
-                }
-            }
-            for (int u = 0; u < 4; ++u) {
-                _mm512_storeu_pd(c0 + static_cast<std::size_t>(u) * ldc + j, r[u][0]);
-                _mm512_storeu_pd(c0 + static_cast<std::size_t>(u) * ldc + j + 8, r[u][1]);
-            }
-        }
+        for (std::size_t jt = 0; jt < tiles; ++jt)
+            fms_avx512_4x16(depth, a0, lda, bp + jt * depth * 16, 16, c0 + jt * 16, ldc);
     }
     if (i < m) {
         for (std::size_t jt = 0; jt < tiles; ++jt) {
