@@ -613,6 +613,23 @@ struct gemm_epi_requant_scalar {
 };
 
 #if LOWBIT_HAS_XSIMD
+// One output row of len values through a requantize policy's block_table: whole blocks in
+// place, the tail through zero-padded stack copies (nothing read or written past len).
+template <class Policy>
+LOWBIT_FORCE_INLINE void gemm_requant_table_row(const Policy& pol, const typename Policy::table& tb,
+                                                const std::int32_t* v, std::uint8_t* out, std::size_t len) noexcept {
+    constexpr std::size_t B = Policy::block;
+    std::size_t t = 0;
+    for (; t + B <= len; t += B) pol.block_table(tb, t, v + t, out + t);
+    if (t < len) {
+        alignas(64) std::int32_t at[B] = {};
+        alignas(64) std::uint8_t ot[B];
+        std::memcpy(at, v + t, (len - t) * sizeof(std::int32_t));
+        pol.block_table(tb, t, at, ot);
+        std::memcpy(out + t, ot, len - t);
+    }
+}
+
 // Per-lane constants of the block's columns in kernels/requantize.hpp's tables, filled once
 // per column block; each row then runs that header's block_table (same code, same bits).
 template <class Arch, class Scheme>
@@ -643,17 +660,7 @@ struct gemm_epi_requant_fixed_simd {
         }
     }
     void row(std::size_t m, std::size_t n, const std::int32_t* v, std::size_t len) noexcept {
-        const policy pol{args};
-        auto* out = reinterpret_cast<std::uint8_t*>(c + m * ldc + n);
-        std::size_t t = 0;
-        for (; t + B <= len; t += B) pol.block_table(tb, t, v + t, out + t);
-        if (t < len) {
-            alignas(64) std::int32_t at[B] = {};
-            alignas(64) std::uint8_t ot[B];
-            std::memcpy(at, v + t, (len - t) * sizeof(std::int32_t));
-            pol.block_table(tb, t, at, ot);
-            std::memcpy(out + t, ot, len - t);
-        }
+        gemm_requant_table_row(policy{args}, tb, v, reinterpret_cast<std::uint8_t*>(c + m * ldc + n), len);
     }
 };
 
@@ -679,25 +686,68 @@ struct gemm_epi_requant_float_simd {
         }
     }
     void row(std::size_t m, std::size_t n, const std::int32_t* v, std::size_t len) noexcept {
-        const policy pol{args};
-        auto* out = reinterpret_cast<std::uint8_t*>(c + m * ldc + n);
-        std::size_t t = 0;
-        for (; t + B <= len; t += B) pol.block_table(tb, t, v + t, out + t);
-        if (t < len) {
-            alignas(64) std::int32_t at[B] = {};
-            alignas(64) std::uint8_t ot[B];
-            std::memcpy(at, v + t, (len - t) * sizeof(std::int32_t));
-            pol.block_table(tb, t, at, ot);
-            std::memcpy(out + t, ot, len - t);
-        }
+        gemm_requant_table_row(policy{args}, tb, v, reinterpret_cast<std::uint8_t*>(c + m * ldc + n), len);
     }
 };
+
+// The SIMD epilogue of each parameter kind, and its per-call arguments.
+template <class Arch, class Scheme, class Params>
+using gemm_epi_requant_simd =
+    typename std::conditional<std::is_same<Params, requantize_params>::value, gemm_epi_requant_fixed_simd<Arch, Scheme>,
+                              gemm_epi_requant_float_simd<Arch, Scheme>>::type;
+
+inline void gemm_requant_set_args(requant_args& a, const requantize_params& p, std::int32_t lo, std::int32_t hi) noexcept {
+    a.zero_point = p.zero_point;
+    a.lo = lo;
+    a.hi = hi;
+    a.single_rounding = p.rounding == requant_rounding::single_rounding;
+}
+inline void gemm_requant_set_args(requant_float_args& a, const requantize_float_params& p, std::int32_t lo,
+                                  std::int32_t hi) noexcept {
+    a.zero_point = p.zero_point;
+    a.lo = lo;
+    a.hi = hi;
+}
 #endif
 
 template <class Arch, class TA, class Epi>
 inline void gemm_execute(const gemm_plan& pl, const gemm_a<TA>& a, Epi& epi) noexcept {
     if (pl.m0 >= pl.m1 || pl.n0 >= pl.n1) return;
     gemm_run<Arch>(pl, a.data.data(), a.ld, epi);
+}
+
+// The multiplier check of each parameter kind (ref::gemm's, after check_gemm_requantize).
+inline status gemm_check_multipliers(const requantize_params& p) {
+    return lowbit::detail::check_quantized_multipliers(p.multipliers);
+}
+inline status gemm_check_multipliers(const requantize_float_params& p) {
+    return lowbit::detail::check_float_multipliers(p.multipliers);
+}
+
+// Both requantizing gemm calls (Params = requantize_params or requantize_float_params):
+// ref::gemm's checks in its order, then the SIMD table epilogue, or ref's per-element
+// formulas without SIMD.
+template <class Arch, class TA, class Scheme, class Params>
+status gemm_requantize(const gemm_dims& d, const gemm_a<TA>& a, const packed_weights& b, const Scheme& s,
+                       const Params& p, span<typename Scheme::storage_type> c, std::size_t ldc,
+                       const gemm_options& opt) {
+    gemm_plan pl;
+    LOWBIT_DETAIL_TRY(gemm_prepare(d, a, b, ldc, c.size(), pl));
+    LOWBIT_DETAIL_TRY(lowbit::detail::check_gemm_requantize(s, p, d.n));
+    LOWBIT_DETAIL_TRY(gemm_check_multipliers(p));
+    LOWBIT_DETAIL_TRY(gemm_prepare_options(d, opt, pl));
+    const std::int32_t lo = lowbit::detail::clamp_bound(s, p.clamp_min), hi = lowbit::detail::clamp_bound(s, p.clamp_max);
+    if constexpr (gemm_requant_simd<Arch>()) {
+#if LOWBIT_HAS_XSIMD
+        gemm_epi_requant_simd<Arch, Scheme, Params> epi{c.data(), ldc, p, {}, {}};
+        gemm_requant_set_args(epi.args, p, lo, hi);
+        gemm_execute<Arch>(pl, a, epi);
+#endif
+    } else {
+        gemm_epi_requant_scalar<Arch, Scheme, Params> epi{c.data(), ldc, p, lo, hi};
+        gemm_execute<Arch>(pl, a, epi);
+    }
+    return {};
 }
 
 }  // namespace detail
@@ -729,26 +779,7 @@ template <class Arch = default_arch, class TA, class Scheme>
 status gemm(const gemm_dims& d, const gemm_a<TA>& a, const packed_weights& b, const Scheme& s,
             const requantize_params& p, span<typename Scheme::storage_type> c, std::size_t ldc,
             const gemm_options& opt = {}) {
-    detail::gemm_plan pl;
-    LOWBIT_DETAIL_TRY(detail::gemm_prepare(d, a, b, ldc, c.size(), pl));
-    LOWBIT_DETAIL_TRY(lowbit::detail::check_gemm_requantize(s, p, d.n));
-    LOWBIT_DETAIL_TRY(lowbit::detail::check_quantized_multipliers(p.multipliers));
-    LOWBIT_DETAIL_TRY(detail::gemm_prepare_options(d, opt, pl));
-    const std::int32_t lo = lowbit::detail::clamp_bound(s, p.clamp_min), hi = lowbit::detail::clamp_bound(s, p.clamp_max);
-    if constexpr (detail::gemm_requant_simd<Arch>()) {
-#if LOWBIT_HAS_XSIMD
-        detail::gemm_epi_requant_fixed_simd<Arch, Scheme> epi{c.data(), ldc, p, {}, {}};
-        epi.args.zero_point = p.zero_point;
-        epi.args.lo = lo;
-        epi.args.hi = hi;
-        epi.args.single_rounding = p.rounding == requant_rounding::single_rounding;
-        detail::gemm_execute<Arch>(pl, a, epi);
-#endif
-    } else {
-        detail::gemm_epi_requant_scalar<Arch, Scheme, requantize_params> epi{c.data(), ldc, p, lo, hi};
-        detail::gemm_execute<Arch>(pl, a, epi);
-    }
-    return {};
+    return detail::gemm_requantize<Arch>(d, a, b, s, p, c, ldc, opt);
 }
 
 /// C = float-multiplier requantize(acc) (requantize_float_params, XNNPACK / ONNX Runtime fp32
@@ -757,25 +788,7 @@ template <class Arch = default_arch, class TA, class Scheme>
 status gemm(const gemm_dims& d, const gemm_a<TA>& a, const packed_weights& b, const Scheme& s,
             const requantize_float_params& p, span<typename Scheme::storage_type> c, std::size_t ldc,
             const gemm_options& opt = {}) {
-    detail::gemm_plan pl;
-    LOWBIT_DETAIL_TRY(detail::gemm_prepare(d, a, b, ldc, c.size(), pl));
-    LOWBIT_DETAIL_TRY(lowbit::detail::check_gemm_requantize(s, p, d.n));
-    LOWBIT_DETAIL_TRY(lowbit::detail::check_float_multipliers(p.multipliers));
-    LOWBIT_DETAIL_TRY(detail::gemm_prepare_options(d, opt, pl));
-    const std::int32_t lo = lowbit::detail::clamp_bound(s, p.clamp_min), hi = lowbit::detail::clamp_bound(s, p.clamp_max);
-    if constexpr (detail::gemm_requant_simd<Arch>()) {
-#if LOWBIT_HAS_XSIMD
-        detail::gemm_epi_requant_float_simd<Arch, Scheme> epi{c.data(), ldc, p, {}, {}};
-        epi.args.zero_point = p.zero_point;
-        epi.args.lo = lo;
-        epi.args.hi = hi;
-        detail::gemm_execute<Arch>(pl, a, epi);
-#endif
-    } else {
-        detail::gemm_epi_requant_scalar<Arch, Scheme, requantize_float_params> epi{c.data(), ldc, p, lo, hi};
-        detail::gemm_execute<Arch>(pl, a, epi);
-    }
-    return {};
+    return detail::gemm_requantize<Arch>(d, a, b, s, p, c, ldc, opt);
 }
 
 /// C = dequantize(acc) in f32: fma(f32(acc), scales[n], bias[n]) rounded once (f32(acc) *
