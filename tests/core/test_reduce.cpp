@@ -246,7 +246,7 @@ TEST_CASE("requantize: a clamp reaching outside the format clamps to the format'
     CHECK(q == std::array<std::int8_t, 3>{-128, -128, -128});
 }
 
-TEST_CASE("requantize (float multiplier): s4 packs; errors write nothing", "[requantize][errors]") {
+TEST_CASE("requantize (float multiplier): s4 packs, errors write nothing", "[requantize][errors]") {
     const auto out = lowbit::scheme<lowbit::s4>{};
     const std::array<float, 1> half = {0.5f};
     lowbit::requantize_float_params p;

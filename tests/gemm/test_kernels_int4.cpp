@@ -143,7 +143,7 @@ TEST_CASE("int4 kernels: small-M GEMM up to M = 16, leading dimensions, untouche
     }
 }
 
-TEST_CASE("int4 kernels: output-row ranges write exactly [n0, n1)", "[int4][kernels]") {
+TEST_CASE("int4 kernels: output-row ranges write exactly rows n0 .. n1 - 1", "[int4][kernels]") {
     std::mt19937 rng(31);
     std::normal_distribution<float> nd(0.0f, 1.0f);
     const weights w = make_weights(rng, format_id::s4, 100, 128, 32, true);

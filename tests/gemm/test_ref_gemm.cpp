@@ -786,7 +786,7 @@ void check_k_bound(TA av, std::int8_t bv, std::int32_t za, std::int32_t zb, std:
 }
 }  // namespace
 
-TEST_CASE("ref::gemm at K = gemm_max_k: exact extreme accumulators; K + 1 is refused", "[gemm][ref][overflow]") {
+TEST_CASE("ref::gemm at K = gemm_max_k: exact extreme accumulators, K + 1 is refused", "[gemm][ref][overflow]") {
     // s8 A = 127, za = -128 (A - za = 255); B = -128, zb = 127 (B - zb = -255): each term -65025,
     // K = 33025: -65025 * 33025 = -2147450625 = -2^31 + 33023
     check_k_bound<std::int8_t>(127, -128, -128, 127, 33025, i32_min + 33023);

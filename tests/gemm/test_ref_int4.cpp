@@ -57,7 +57,7 @@ std::vector<std::string> tokens(const std::string& line) {
 // ---------------------------------------------------------------------------------------------
 // binary16
 
-TEST_CASE("f16 -> f32: all 65536 halves by the IEEE formula; NaNs quiet, payload kept", "[int4][f16]") {
+TEST_CASE("f16 -> f32: all 65536 halves by the IEEE formula, NaNs quiet, payload kept", "[int4][f16]") {
     for (std::uint32_t h = 0; h < 65536; ++h) {
         const float f = lowbit::f16_to_f32(static_cast<std::uint16_t>(h));
         const int e = static_cast<int>((h >> 10) & 0x1F), m = static_cast<int>(h & 0x3FF);
@@ -204,7 +204,7 @@ TEST_CASE("gemm_int4_f32: the order is sequential over k and the multiply-add is
     CHECK(bits_of(y[5]) == 0u);
 }
 
-TEST_CASE("quantize_q8: zero and tiny blocks give d = 0 and q = 0; |q| <= 127", "[int4][ref]") {
+TEST_CASE("quantize_q8: zero and tiny blocks give d = 0 and q = 0, |q| <= 127", "[int4][ref]") {
     std::vector<float> x(96, 0.0f);
     for (std::size_t i = 32; i < 64; ++i) x[i] = (i % 2 ? 1.0f : -1.0f) * 1e-37f;  // 127 / 1e-37 overflows
     std::mt19937 rng(5);

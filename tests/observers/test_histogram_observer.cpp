@@ -464,7 +464,7 @@ TEST_CASE("torch_1_13: 4-bit formats equal torch's 8-bit dtypes with a 4-bit qua
     CHECK(*c->qparams() == *d->qparams());
 }
 
-TEST_CASE("corrected bins every value; torch_1_13 drops what int(min)..int(max) excludes", "[observers][histogram]") {
+TEST_CASE("corrected bins every value, torch_1_13 drops what int(min)..int(max) excludes", "[observers][histogram]") {
     const auto x = uniform_data(10000, 5, -0.5f, 3.7f);  // torch's histc range: [0, 3]
     auto c = std::make_unique<obs2048>();
     auto t = std::make_unique<obs2048>(u8_affine{}, histogram_mode::torch_1_13);

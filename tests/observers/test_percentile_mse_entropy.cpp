@@ -480,7 +480,7 @@ void check_state_handling(const typename Obs::scheme_type& s, const typename Obs
 
 }  // namespace
 
-TEST_CASE("observers: save / load round trips; bad states are refused, nothing changes", "[observer][state]") {
+TEST_CASE("observers: save / load round trips, bad states are refused, nothing changes", "[observer][state]") {
     check_state_handling<lowbit::percentile_observer<S8s>>(S8s{}, {99.99}, {99.9});
     check_state_handling<lowbit::percentile_observer<U8, 256>>(U8{}, {99.99}, {90.0});
     check_state_handling<lowbit::mse_observer<S8s, 512>>(S8s{}, {}, {16});

@@ -264,7 +264,7 @@ TEST_CASE("adaround: u4 affine per group (32), packed codes read back by ref::de
     CHECK(ar_output_mse(l, r.w_hat, 256, 512) < ar_output_mse(l, w_rtn, 256, 512));
 }
 
-TEST_CASE("adaround: same seed, same codes; the seed picks the batches", "[ptq][adaround]") {
+TEST_CASE("adaround: same seed, same codes, and the seed picks the batches", "[ptq][adaround]") {
     const ar_layer l = ar_make_layer(11, 8, 32, 128);
     const ar_s4sym s = ar_s4sym{}.per_channel(0);
     lowbit::ptq::adaround_options o;

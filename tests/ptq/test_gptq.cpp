@@ -500,7 +500,7 @@ TEST_CASE("gptq: held-out output MSE beats round-to-nearest at 4 bits (K 128, N 
     CHECK(r.group_act <= 0.25);
 }
 
-TEST_CASE("gptq: seed sweep of the improvement ratios (prints; run by hand)", "[.][gptq-sweep]") {
+TEST_CASE("gptq: seed sweep of the improvement ratios (prints, run by hand)", "[.][gptq-sweep]") {
     for (std::uint32_t seed = 1; seed <= 16; ++seed) {
         const gptq_ratios r = gptq_improvement(seed, 128, 64, 512);
         std::printf("seed %2u  per-channel %.3f  +act %.3f  group32 %.3f  +act %.3f\n", seed, r.per_channel,

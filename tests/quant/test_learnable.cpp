@@ -490,7 +490,7 @@ TEST_CASE("lsq_channel_quantizer accumulates into caller spans", "[quant][lsq]")
     CHECK(dls[1] == 3.0f * std::exp(-1.0f));
 }
 
-TEST_CASE("LSQ argument checks name the argument; nothing is written on error", "[quant][lsq]") {
+TEST_CASE("LSQ argument checks name the argument, nothing is written on error", "[quant][lsq]") {
     const auto s = lowbit::scheme<lowbit::s8>{};
     std::vector<float> x{1.0f, 2.0f}, dy{1.0f, 1.0f}, y{7.0f, 7.0f}, dx{7.0f, 7.0f};
     const float nan = std::numeric_limits<float>::quiet_NaN(), inf = std::numeric_limits<float>::infinity();
