@@ -220,7 +220,8 @@ std::vector<fs::path> expand(const std::vector<std::string>& args) {
 }
 
 template <class Scheme>
-std::vector<tensor_result> calibrate_all(const Scheme& s, const std::string& method, const std::vector<fs::path>& files) {
+std::vector<tensor_result> calibrate_all(const Scheme& s, const std::string& method,
+                                         const std::vector<fs::path>& files) {
     std::vector<tensor_result> out;
     const auto each = [&](const auto& proto) {
         for (const fs::path& f : files) out.push_back(calibrate_file(proto, f));

@@ -215,13 +215,14 @@ std::vector<float> forward_int8(const int8_mlp& q, const std::vector<float>& x, 
     p.bias = q.b1;
     p.zero_point = q.h_qp.zero_point;
     p.clamp_min = q.h_qp.zero_point;  // ReLU: nothing below the code of 0.0
-    lowbit::ref::gemm(lowbit::gemm_dims{rows, hidden, in_dim}, lowbit::gemm_a<std::uint8_t>{xq, in_dim, q.x_qp.zero_point},
-                      lowbit::gemm_b{q.w1, in_dim, lowbit::weight_layout::n_by_k, {}}, act_scheme, p,
-                      lowbit::span<std::uint8_t>(h), hidden);
+    const lowbit::gemm_a<std::uint8_t> a1{xq, in_dim, q.x_qp.zero_point};     // [rows, in_dim], its zero point
+    const lowbit::gemm_b w1{q.w1, in_dim, lowbit::weight_layout::n_by_k, {}};  // [hidden, in_dim], no zero points
+    lowbit::ref::gemm(lowbit::gemm_dims{rows, hidden, in_dim}, a1, w1, act_scheme, p, h, hidden);
     std::vector<float> logits(rows * classes);
-    lowbit::ref::gemm(lowbit::gemm_dims{rows, classes, hidden}, lowbit::gemm_a<std::uint8_t>{h, hidden, q.h_qp.zero_point},
-                      lowbit::gemm_b{q.w2, hidden, lowbit::weight_layout::n_by_k, {}},
-                      lowbit::gemm_dequantize_params{q.logit_scales, q.b2}, lowbit::span<float>(logits), classes);
+    const lowbit::gemm_a<std::uint8_t> a2{h, hidden, q.h_qp.zero_point};
+    const lowbit::gemm_b w2{q.w2, hidden, lowbit::weight_layout::n_by_k, {}};
+    const lowbit::gemm_dequantize_params out{q.logit_scales, q.b2};  // logits = acc * (s_h * s_w2[n]) + b2[n]
+    lowbit::ref::gemm(lowbit::gemm_dims{rows, classes, hidden}, a2, w2, out, logits, classes);
     return logits;
 }
 
@@ -263,7 +264,8 @@ int main() {
             backward_sgd(model, a, yb.data(), batch, lr);
         }
         const double seen = double(order.size() / batch * batch);
-        std::printf("epoch %2zu: loss %.4f, train accuracy %.1f%%\n", epoch + 1, loss / seen, 100.0 * double(correct) / seen);
+        std::printf("epoch %2zu: loss %.4f, train accuracy %.1f%%\n", epoch + 1, loss / seen,
+                    100.0 * double(correct) / seen);
     }
 
     // Freeze: the observers stop, the qparams stay; fake-quant stays on for evaluation.

@@ -102,12 +102,12 @@ std::vector<float> forward_int8(const std::vector<int8_layer>& model, const std:
             p.zero_point = L.out_qp.zero_point;                                      // lowbit
             p.clamp_min = L.out_qp.zero_point;  // lowbit: ReLU = clamp at the real value 0
                                                 // (the u8 range already does when zp = 0)
-            lowbit::kernels::gemm(dims, in, L.w, act_scheme, p, lowbit::span<std::uint8_t>(y), L.out);  // lowbit
+            lowbit::kernels::gemm(dims, in, L.w, act_scheme, p, y, L.out);           // lowbit
             a = std::move(y);
         } else {
             std::vector<float> y(batch * L.out);
-            lowbit::kernels::gemm(dims, in, L.w, lowbit::gemm_dequantize_params{L.dequant_scales, L.bias_f32},  // lowbit
-                                  lowbit::span<float>(y), L.out);
+            const lowbit::gemm_dequantize_params p{L.dequant_scales, L.bias_f32};  // lowbit: y = acc * scale + b
+            lowbit::kernels::gemm(dims, in, L.w, p, y, L.out);                       // lowbit
             return y;
         }
     }
