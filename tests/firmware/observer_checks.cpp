@@ -108,6 +108,18 @@ void histogram_like(counter& c, Obs& o, const char* name_observe, const char* na
     expect(c, roundtrip(o), name_roundtrip);
 }
 
+// measure_error (diagnostics.hpp) with qp (0.5, 10): 0.25 -> 0 (error 0.25), 1000 -> 122.5
+// (clipped, error 877.5), NaN skipped: noise = 0.0625 + 770006.25, sqnr = 10 log10(1e6.0625 / that)
+void diagnostics_checks(counter& c) {
+    const float x[4] = {opaque(0.0f), 0.25f, 1000.0f, __builtin_nanf("")};
+    lowbit::quant_error e;
+    const bool ok = lowbit::measure_error(u8s{}, lowbit::qparams{0.5f, 10}, lowbit::span<const float>(x, 4), e).ok();
+    const double db = e.sqnr_db();
+    expect(c, ok && e.count == 3 && e.clipped == 1 && e.signal == 1000000.0625 && e.noise == 770006.3125 &&
+                  e.max_abs_error == 877.5 && db > 1.13 && db < 1.14,
+           "measure_error");
+}
+
 lowbit::histogram_observer<u8s> hist;
 lowbit::percentile_observer<u8s> pct;
 lowbit::mse_observer<u8s> mse;
@@ -119,6 +131,7 @@ void observer_checks(counter& c) {
     fill_batch();
     minmax_checks(c);
     per_channel_checks(c);
+    diagnostics_checks(c);
     histogram_like(c, hist, "histogram_observer", "histogram_observer save / load");
     histogram_like(c, pct, "percentile_observer", "percentile_observer save / load");
     histogram_like(c, mse, "mse_observer", "mse_observer save / load");
