@@ -102,9 +102,9 @@ for cpu in cortex-m4 cortex-m55; do
   fi
   arm-none-eabi-size "$B"/mlp_firmware.elf "$B"/mlp_firmware_semihosting.elf "$B"/lowbit_checks.elf
   echo "  stack (-fstack-usage, bytes) of the MLP image's largest frames:"
-  find "$B/CMakeFiles/mlp_firmware.dir" "$B/CMakeFiles/fw_model.dir" -name '*.su' -exec cat {} + | sort -t$'\t' -k2 -n -r | head -5 | sed 's/^/    /'
+  { find "$B/CMakeFiles/mlp_firmware.dir" "$B/CMakeFiles/fw_model.dir" -name '*.su' -exec cat {} + | sort -t$'\t' -k2 -n -r | head -5 | sed 's/^/    /'; } || true
   echo "  stack (-fstack-usage, bytes) of the library checks' largest frames:"
-  find "$B/CMakeFiles/lowbit_checks.dir" -name '*.su' -exec cat {} + | sort -t$'\t' -k2 -n -r | head -4 | sed 's/^/    /'
+  { find "$B/CMakeFiles/lowbit_checks.dir" -name '*.su' -exec cat {} + | sort -t$'\t' -k2 -n -r | head -4 | sed 's/^/    /'; } || true
 
   # ---- 3. emulation ---------------------------------------------------------------------------
   if [ -z "$QEMU" ]; then
