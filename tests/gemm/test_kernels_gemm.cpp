@@ -25,6 +25,7 @@
 #include <cmath>
 #include <cstddef>
 #include <cstdint>
+#include <cstdlib>
 #include <cstring>
 #include <limits>
 #include <random>
@@ -832,4 +833,31 @@ TEST_CASE("kernels::gemm errors name the argument and write nothing", "[gemm][ke
     CHECK_THROWS_WITH(kn::gemm(d, p.ga(), p.w, lowbit::gemm_dequantize_params{{&one, 1}, {}}, span<float>(f), 20, o),
                       Catch::Contains("'opt.range.n1'"));
     unchanged();
+}
+
+// Regression (found by tests/fuzz/fuzz_gemm): with N = 0 and one per-tensor zero point,
+// pack_weights stores no zero point (np = 0) but the view said it held 1, so every gemm call's
+// check read 4 bytes past the packed weights (a heap overflow when the buffer ends there, as
+// for view_packed_weights of exactly the packed bytes).
+TEST_CASE("kernels::pack_weights with N = 0 and a per-tensor zero point", "[gemm][kernels]") {
+    const std::int32_t zb[1] = {3};
+    pack_buffer buf(kn::packed_size(0, 5), 0);
+    const kn::packed_weights w = *kn::pack_weights(gemm_b{{}, 5, weight_layout::n_by_k, {zb, 1}}, 0, 5, buf.bytes);
+    CHECK(w.np() == 0);
+    CHECK(w.zero_points().empty());
+    // the packed bytes alone, in a heap block of exactly their size (ASan sees a read past it)
+    const std::size_t size = w.bytes().size();
+    auto* exact = static_cast<std::uint8_t*>(std::aligned_alloc(64, size));
+    REQUIRE(exact != nullptr);
+    std::memcpy(exact, w.bytes().data(), size);
+    const kn::packed_weights v = *kn::view_packed_weights(span<const std::uint8_t>(exact, size));
+    CHECK(v.zero_points().empty());
+    const std::vector<std::uint8_t> a(2 * 5, 7);
+    std::vector<std::int32_t> c;
+    for (const isa_case& ic : isa_cases()) {
+        if (!kn::gemm_isa_available(ic.isa)) continue;
+        INFO(ic.name);
+        CHECK(kn::gemm(gemm_dims{2, 0, 5}, gemm_a<std::uint8_t>{a, 5, 0}, v, c, 0, kn::gemm_options{ic.isa, {}}).ok());
+    }
+    std::free(exact);
 }

@@ -223,7 +223,8 @@ public:
     span<const std::int32_t> column_sums() const noexcept { return {m_colsum, m_np}; }
     /// B's zero point per column, np entries (0 in the padding).
     span<const std::int32_t> column_zero_points() const noexcept { return {m_zb, m_np}; }
-    /// The zero points as given to pack_weights: 0, 1 or N entries (a gemm_b's zero_points).
+    /// The zero points as given to pack_weights: 0, 1 or N entries (a gemm_b's zero_points);
+    /// none when N = 0.
     span<const std::int32_t> zero_points() const noexcept { return {m_zb, m_zp_count}; }
     /// True if some zero point is nonzero.
     bool has_zero_points() const noexcept { return m_any_zp; }
@@ -245,7 +246,9 @@ struct packed_access {
                                std::size_t zp_count, bool any_zp, std::size_t bytes) noexcept {
         packed_weights w;
         w.m_data = data;
-        w.m_n = n, w.m_k = k, w.m_kp = kp, w.m_np = np, w.m_zp_count = zp_count, w.m_bytes = bytes;
+        // N = 0 stores no zero point (np = 0): a per-tensor one given to pack_weights (or a
+        // header's zp_kind 1) must not make zero_points() reach past the packed bytes
+        w.m_n = n, w.m_k = k, w.m_kp = kp, w.m_np = np, w.m_zp_count = n == 0 ? 0 : zp_count, w.m_bytes = bytes;
         w.m_any_zp = any_zp;
         w.m_colsum = reinterpret_cast<const std::int32_t*>(data + detail::packed_header_bytes + np * kp);
         w.m_zb = w.m_colsum + np;
