@@ -19,6 +19,7 @@
 # libfmt-dev), dataset-fashion-mnist, gcc-arm-none-eabi, libstdc++-arm-none-eabi-newlib,
 # qemu-system-arm (step 3 is skipped with a message without it).
 # Environment: LOWBIT_FW_BUILD (default <repo>/build/firmware), LOWBIT_FW_JOBS (default 2),
+# LOWBIT_FW_HOST (a host build dir to reuse instead of configuring one),
 # LOWBIT_FASHION_MNIST_DIR (default /usr/share/datasets/fashion-mnist).
 set -euo pipefail
 
@@ -42,10 +43,15 @@ done
 
 # ---- 1. host ----------------------------------------------------------------------------------
 echo "== firmware: host build (generator, host test) [$(elapsed)]"
-HOST=$BUILD/host
-cmake -S "$ROOT" -B "$HOST" -G Ninja -DCMAKE_BUILD_TYPE=Release -DLOWBIT_BUILD_TESTS=OFF \
-  -DLOWBIT_BUILD_BENCHMARKS=OFF -DLOWBIT_INSTALL=OFF -DLOWBIT_FASHION_MNIST_DIR="$DATA" > "$LOG/host-configure.log" 2>&1 \
-  || { cat "$LOG/host-configure.log"; exit 1; }
+# LOWBIT_FW_HOST: an existing host build dir to reuse (.ci/run passes build/ci, which has
+# already built the generator); default: configure one under $BUILD/host
+HOST=${LOWBIT_FW_HOST:-$BUILD/host}
+[ -z "${LOWBIT_FW_HOST:-}" ] || HOST=$(cd "$LOWBIT_FW_HOST" && pwd)
+if [ -z "${LOWBIT_FW_HOST:-}" ]; then
+  cmake -S "$ROOT" -B "$HOST" -G Ninja -DCMAKE_BUILD_TYPE=Release -DLOWBIT_BUILD_TESTS=OFF \
+    -DLOWBIT_BUILD_BENCHMARKS=OFF -DLOWBIT_INSTALL=OFF -DLOWBIT_FASHION_MNIST_DIR="$DATA" > "$LOG/host-configure.log" 2>&1 \
+    || { cat "$LOG/host-configure.log"; exit 1; }
+fi
 ninja -C "$HOST" -j "$JOBS" firmware_host firmware_checks > "$LOG/host-build.log" 2>&1 || { cat "$LOG/host-build.log"; exit 1; }
 grep "firmware_gen: wrote" "$LOG/host-build.log" || true
 MODEL=$HOST/examples/firmware/generated/mlp_model_data.hpp
