@@ -161,6 +161,14 @@ inline float pick_scale(FuzzedDataProvider& p) {
     return float_from_bits(p.ConsumeIntegral<std::uint32_t>());
 }
 
+/// Aborts with what, where and the first differing byte unless got's bytes equal ref's.
+template <class T>
+void require_same(const char* what, const char* arch, const buffer<T>& ref, const buffer<T>& got) {
+    const long at = first_byte_difference(ref.data(), got.data(), ref.size() * sizeof(T));
+    FUZZ_REQUIRE(at < 0, "%s on %s: output byte %ld differs from the reference (%zu elements)", what, arch, at,
+                 ref.size());
+}
+
 }  // namespace fuzz
 
 #endif  // LOWBIT_TESTS_FUZZ_COMMON_HPP
