@@ -1,8 +1,9 @@
-# cmake -DA=<exe> -DB=<exe> -P compare_outputs.cmake : runs both, fails unless they print
+# cmake -DA=<exe> -DB=<exe> [-DEMU=<emulator;args>] -P compare_outputs.cmake : runs both,
+# fails unless they print the same thing. EMU (a cross build's CMAKE_CROSSCOMPILING_EMULATOR,
+# e.g. qemu-aarch64) starts both programs when set.
 cmake_minimum_required(VERSION 3.16)
-# the same thing.
-execute_process(COMMAND ${A} OUTPUT_VARIABLE out_a RESULT_VARIABLE rc_a)
-execute_process(COMMAND ${B} OUTPUT_VARIABLE out_b RESULT_VARIABLE rc_b)
+execute_process(COMMAND ${EMU} ${A} OUTPUT_VARIABLE out_a RESULT_VARIABLE rc_a)
+execute_process(COMMAND ${EMU} ${B} OUTPUT_VARIABLE out_b RESULT_VARIABLE rc_b)
 if(NOT rc_a EQUAL 0 OR NOT rc_b EQUAL 0)
   message(FATAL_ERROR "probe failed: ${rc_a} ${rc_b}")
 endif()

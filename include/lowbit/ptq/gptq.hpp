@@ -336,7 +336,6 @@ inline void fms(std::size_t m, std::size_t nc, std::size_t depth, const double* 
 #else
     (void)isa;
     (void)pack;
-    constexpr bool packed = false;
 #endif
     constexpr std::size_t col_panel = pack_cols, row_panel = 64;
     for (std::size_t j0 = 0; j0 < nc; j0 += col_panel) {
