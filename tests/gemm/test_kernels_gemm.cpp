@@ -3,7 +3,8 @@
 // floats bit for bit. Every micro-kernel this machine runs is picked explicitly (gemm_isa); one
 // it lacks is skipped with a WARN naming it. The AVX-VNNI code also runs in its EVEX encoding
 // (detail::gemm_isa_vnni256_evex) where AVX-512 VNNI exists, so its logic is tested on
-// machines without AVX-VNNI.
+// machines without AVX-VNNI. On AArch64 the NEON (ARMv8.0) and SDOT (ARMv8.2 dotprod) kernels
+// run where the CPU has them (qemu-aarch64: QEMU_CPU=cortex-a53 has no dotprod, max has it).
 //   - the packed layout, by hand: header, panel bytes B[4q + j][16p + c], zero padding, column
 //     sums, zero points, both B layouts, unaligned buffers, view_packed_weights;
 //   - each raw dot block against the portable one, with canaries around the block;
@@ -374,8 +375,10 @@ TEST_CASE("kernels::gemm raw dot blocks against the portable block", "[gemm][ker
     using Tag = kn::default_arch;
     std::mt19937 rng(12);
     const std::vector<isa_case> isas = runnable_isas();
-    for (std::size_t k : std::vector<std::size_t>{0, 1, 3, 4, 5, 64, 67, 256, 257, 300, 600}) {
-        for (std::size_t m : std::vector<std::size_t>{1, 2, 5, 6, 7, 13, 31, 48, 50}) {
+    // (ARM: K in chunks of 16 with a zero-padded tail, SDOT tiles of 4 rows with 3 x 1, 2 x 2,
+    // 1 x 4 panel tiles for the leftover rows, NEON tiles of 2 rows and 1 x 2 leftovers)
+    for (std::size_t k : std::vector<std::size_t>{0, 1, 3, 4, 5, 15, 16, 17, 33, 64, 67, 256, 257, 300, 600}) {
+        for (std::size_t m : std::vector<std::size_t>{1, 2, 3, 4, 5, 6, 7, 13, 31, 48, 50}) {
             for (std::size_t pc : std::vector<std::size_t>{1, 2, 3, 4, 5, 9}) {
                 const std::size_t n = 16 * pc, kp = (k + 63) / 64 * 64, lda = k + 5, ld_acc = n + 3;
                 const std::vector<std::uint8_t> a8 = random_vector<std::uint8_t>(m * lda, rng, 0, 255);

@@ -115,8 +115,8 @@ LOWBIT_DETAIL_TARGET_DOTPROD LOWBIT_FORCE_INLINE void q8_chunk_dot(const std::ui
             const int8x16_t lo = vreinterpretq_s8_u8(vandq_u8(x, low4)), hi = vreinterpretq_s8_u8(vshrq_n_u8(x, 4));
             LOWBIT_ARM_UNROLL
             for (int m = 0; m < MB; ++m) {
-                acc[m][r][v] = vdotq_laneq_s32(acc[m][r][v], lo, aq[m][C / 2], (C % 2) * 2);
-                acc[m][r][v] = vdotq_laneq_s32(acc[m][r][v], hi, aq[m][C / 2], (C % 2) * 2 + 1);
+                acc[m][r][v] = sdot_lane<(C % 2) * 2>(acc[m][r][v], lo, aq[m][C / 2]);
+                acc[m][r][v] = sdot_lane<(C % 2) * 2 + 1>(acc[m][r][v], hi, aq[m][C / 2]);
             }
         }
 }

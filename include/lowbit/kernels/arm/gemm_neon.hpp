@@ -7,7 +7,8 @@
 // kernels: the int32 column sums of B for the block's 16 * p_count columns, used by u8 A.
 //
 // Run-time dispatch: the dotprod kernel carries a GCC / Clang target attribute (GCC 12 accepts
-// "arch=armv8.2-a+dotprod" for the <arm_neon.h> intrinsics, not "+dotprod"), so it exists in
+// "arch=armv8.2-a+dotprod" for the <arm_neon.h> intrinsics, not "+dotprod"; Clang gets
+// "dotprod" and one inline-assembly sdot, see sdot_lane), so it exists in
 // every translation unit whatever its -march, and kernels::gemm calls it only where
 // kernels::cpu().dotprod (HWCAP_ASIMDDP on Linux). A translation unit built with dotprod
 // (__ARM_FEATURE_DOTPROD) needs no attribute. Templates on Tag as the x86 kernels.
@@ -80,6 +81,27 @@ namespace arm {
 constexpr std::size_t dotprod_mr = 4;  ///< rows of a full dotprod tile (x 1 panel)
 constexpr std::size_t neon_mr = 2;     ///< rows of a full NEON tile (x 1 panel)
 
+/// acc + SDOT(b, lane L of a): each int32 lane j of acc gets the 4 products of b's bytes
+/// 4j .. 4j + 3 with a's bytes 4L .. 4L + 3 (vdotq_laneq_s32). Clang (14) declares that
+/// intrinsic only when the whole file has dotprod, so there it is one instruction of inline
+/// assembly instead.
+template <int L>
+LOWBIT_DETAIL_TARGET_DOTPROD LOWBIT_FORCE_INLINE int32x4_t sdot_lane(int32x4_t acc, int8x16_t b, int8x16_t a) noexcept {
+    static_assert(L >= 0 && L < 4, "lane 0..3");
+#if defined(__clang__) && !defined(__ARM_FEATURE_DOTPROD)
+#define LOWBIT_DETAIL_SDOT_ASM(LANE) \
+    __asm__(".arch armv8.2-a+dotprod\n\tsdot %0.4s, %1.16b, %2.4b[" #LANE "]" : "+w"(acc) : "w"(b), "w"(a))
+    if constexpr (L == 0) LOWBIT_DETAIL_SDOT_ASM(0);
+    if constexpr (L == 1) LOWBIT_DETAIL_SDOT_ASM(1);
+    if constexpr (L == 2) LOWBIT_DETAIL_SDOT_ASM(2);
+    if constexpr (L == 3) LOWBIT_DETAIL_SDOT_ASM(3);
+#undef LOWBIT_DETAIL_SDOT_ASM
+    return acc;
+#else
+    return vdotq_laneq_s32(acc, b, a, L);
+#endif
+}
+
 namespace gemm_detail {
 
 /// 16 bytes of A as s8: as is for s8, xor 0x80 (A - 128) for u8.
@@ -121,10 +143,10 @@ LOWBIT_DETAIL_TARGET_DOTPROD LOWBIT_FORCE_INLINE void dotprod_quad(const int8x16
         const int8x16_t b0 = vld1q_s8(bq), b1 = vld1q_s8(bq + 16), b2 = vld1q_s8(bq + 32), b3 = vld1q_s8(bq + 48);
         LOWBIT_ARM_UNROLL
         for (std::size_t i = 0; i < MR; ++i) {
-            c[i][j][0] = vdotq_laneq_s32(c[i][j][0], b0, av[i], L);
-            c[i][j][1] = vdotq_laneq_s32(c[i][j][1], b1, av[i], L);
-            c[i][j][2] = vdotq_laneq_s32(c[i][j][2], b2, av[i], L);
-            c[i][j][3] = vdotq_laneq_s32(c[i][j][3], b3, av[i], L);
+            c[i][j][0] = sdot_lane<L>(c[i][j][0], b0, av[i]);
+            c[i][j][1] = sdot_lane<L>(c[i][j][1], b1, av[i]);
+            c[i][j][2] = sdot_lane<L>(c[i][j][2], b2, av[i]);
+            c[i][j][3] = sdot_lane<L>(c[i][j][3], b3, av[i]);
         }
     }
 }
