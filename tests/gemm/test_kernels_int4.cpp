@@ -10,6 +10,7 @@
 #include <cstdint>
 #include <cstring>
 #include <random>
+#include <string>
 #include <vector>
 
 #if defined(__x86_64__) || defined(__i386__)
@@ -98,6 +99,25 @@ static std::size_t compare_all(const weights& w, const std::vector<float>& a, st
 }  // namespace lowbit_test_int4
 
 using namespace lowbit_test_int4;
+
+TEST_CASE("int4 kernels: ISA names and availability", "[int4][kernels]") {
+    namespace kn = lowbit::kernels;
+    CHECK(std::string(kn::to_string(int4_isa::neon)) == "neon");
+    CHECK(std::string(kn::to_string(int4_isa::neon_dotprod)) == "neon_dotprod");
+    const kn::cpu_features& f = kn::cpu();
+    const int4_isa best = kn::int4_best_isa();
+    CHECK(kn::int4_isa_available(best));
+#if defined(__aarch64__)
+    CHECK(kn::int4_isa_available(int4_isa::neon));
+    CHECK(kn::int4_isa_available(int4_isa::neon_dotprod) == f.dotprod);
+    CHECK(best == (f.dotprod ? int4_isa::neon_dotprod : int4_isa::neon));
+    CHECK_FALSE(kn::int4_isa_available(int4_isa::avx2));
+#else
+    CHECK_FALSE(kn::int4_isa_available(int4_isa::neon));
+    CHECK_FALSE(kn::int4_isa_available(int4_isa::neon_dotprod));
+    (void)f;
+#endif
+}
 
 TEST_CASE("int4 kernels: every ISA equals the spec at tail sizes, s4/u4, f32/f16 scales, each group size",
           "[int4][kernels]") {
