@@ -686,8 +686,9 @@ void register_rows() {
     if (f.avx2 && f.avx_vnni)
         add("vpdpbusd_peak/ymm_avx_vnni", [](benchmark::State& st) { peak_row(st, vpdpbusd_ymm_vex, 8); });
 #endif
-    const kn::gemm_isa isas[] = {kn::gemm_isa::amx,      kn::gemm_isa::avx512_vnni, kn::gemm_isa::avx_vnni,
-                                 kn::gemm_isa::avx512bw, kn::gemm_isa::avx2,        kn::gemm_isa::scalar};
+    const kn::gemm_isa isas[] = {kn::gemm_isa::amx,  kn::gemm_isa::avx512_vnni,  kn::gemm_isa::avx_vnni,
+                                 kn::gemm_isa::avx512bw, kn::gemm_isa::avx2, kn::gemm_isa::neon_dotprod,
+                                 kn::gemm_isa::neon, kn::gemm_isa::scalar};
     const kn::gemm_isa best = kn::gemm_best_isa();
     for (const dims3& s : int8_shapes()) {
         const std::string sh = shape_name(s);

@@ -3,7 +3,8 @@
 // floats bit for bit. Every micro-kernel this machine runs is picked explicitly (gemm_isa); one
 // it lacks is skipped with a WARN naming it. The AVX-VNNI code also runs in its EVEX encoding
 // (detail::gemm_isa_vnni256_evex) where AVX-512 VNNI exists, so its logic is tested on
-// machines without AVX-VNNI.
+// machines without AVX-VNNI. On AArch64 the NEON (ARMv8.0) and SDOT (ARMv8.2 dotprod) kernels
+// run where the CPU has them (qemu-aarch64: QEMU_CPU=cortex-a53 has no dotprod, max has it).
 //   - the packed layout, by hand: header, panel bytes B[4q + j][16p + c], zero padding, column
 //     sums, zero points, both B layouts, unaligned buffers, view_packed_weights;
 //   - each raw dot block against the portable one, with canaries around the block;
@@ -64,6 +65,8 @@ const std::vector<isa_case>& isa_cases() {
                                             {gemm_isa::avx_vnni, "avx_vnni"},
                                             {kn::detail::gemm_isa_vnni256_evex, "avx_vnni code, evex encoding"},
                                             {gemm_isa::amx, "amx"},
+                                            {gemm_isa::neon, "neon"},
+                                            {gemm_isa::neon_dotprod, "neon_dotprod"},
                                             {gemm_isa::best, "best"}};
     return v;
 }
@@ -193,7 +196,8 @@ void check_s32(const problem<TA>& p, const std::vector<isa_case>& isas) {
 }
 
 // M, N, K values at the tile edges of every kernel: VNNI 6 rows x 64 columns, AVX-512BW 6 x 32,
-// AVX2 4 x 8, AMX 32 x 32, copy blocks of 24 / 48 rows, the driver's 48 / 64 x 128 blocks;
+// AVX2 4 x 8, AMX 32 x 32, NEON SDOT 4 x 16 (1 x 64, 2 x 32 for leftover rows), NEON 2 x 16,
+// K in chunks of 16 on ARM, copy blocks of 24 / 48 rows, the driver's 48 / 64 x 128 blocks;
 // K chunks of 256, kp multiples of 64, k-quads.
 const std::vector<std::size_t> m_edges = {1, 2, 3, 4, 5, 6, 7, 11, 12, 13, 23, 24, 25, 31, 32, 33, 47, 48, 49, 63, 64, 65, 97};
 const std::vector<std::size_t> n_edges = {1, 2, 3, 7, 8, 9, 15, 16, 17, 31, 32, 33, 47, 63, 64, 65, 127, 128, 129, 131, 257};
@@ -217,6 +221,29 @@ TEST_CASE("kernels::gemm ISA names and availability", "[gemm][kernels]") {
     if (f.avx512vnni && f.avx512bw && f.avx512vl && !kn::gemm_isa_available(gemm_isa::amx))
         CHECK(best == gemm_isa::avx512_vnni);
     CHECK_FALSE(kn::gemm_isa_available(static_cast<gemm_isa>(77)));
+    CHECK(std::string(kn::to_string(gemm_isa::neon)) == "neon");
+    CHECK(std::string(kn::to_string(gemm_isa::neon_dotprod)) == "neon_dotprod");
+#if defined(__aarch64__)
+    CHECK(f.neon);
+    CHECK(kn::gemm_isa_available(gemm_isa::neon));
+    CHECK(kn::gemm_isa_available(gemm_isa::neon_dotprod) == f.dotprod);
+    CHECK(best == (f.dotprod ? gemm_isa::neon_dotprod : gemm_isa::neon));
+#else
+    CHECK_FALSE(f.neon);
+    CHECK_FALSE(f.dotprod);
+    CHECK_FALSE(kn::gemm_isa_available(gemm_isa::neon));
+    CHECK_FALSE(kn::gemm_isa_available(gemm_isa::neon_dotprod));
+#endif
+}
+
+// Prints the micro-kernel `best` stands for (qemu-aarch64: neon_dotprod under -cpu max, neon
+// under -cpu cortex-a53), so test logs show which path ran.
+TEST_CASE("kernels::gemm best ISA on this machine", "[gemm][kernels]") {
+    const kn::cpu_features& f = kn::cpu();
+    WARN("gemm_best_isa() = " << kn::to_string(kn::gemm_best_isa()) << ", int4_best_isa() = "
+                              << kn::to_string(kn::int4_best_isa()) << " (neon " << f.neon << ", dotprod "
+                              << f.dotprod << ")");
+    CHECK(kn::gemm_isa_available(kn::gemm_best_isa()));
 }
 
 TEST_CASE("kernels::gemm worked numbers, by hand", "[gemm][kernels]") {
@@ -348,8 +375,10 @@ TEST_CASE("kernels::gemm raw dot blocks against the portable block", "[gemm][ker
     using Tag = kn::default_arch;
     std::mt19937 rng(12);
     const std::vector<isa_case> isas = runnable_isas();
-    for (std::size_t k : std::vector<std::size_t>{0, 1, 3, 4, 5, 64, 67, 256, 257, 300, 600}) {
-        for (std::size_t m : std::vector<std::size_t>{1, 2, 5, 6, 7, 13, 31, 48, 50}) {
+    // (ARM: K in chunks of 16 with a zero-padded tail, SDOT tiles of 4 rows with 3 x 1, 2 x 2,
+    // 1 x 4 panel tiles for the leftover rows, NEON tiles of 2 rows and 1 x 2 leftovers)
+    for (std::size_t k : std::vector<std::size_t>{0, 1, 3, 4, 5, 15, 16, 17, 33, 64, 67, 256, 257, 300, 600}) {
+        for (std::size_t m : std::vector<std::size_t>{1, 2, 3, 4, 5, 6, 7, 13, 31, 48, 50}) {
             for (std::size_t pc : std::vector<std::size_t>{1, 2, 3, 4, 5, 9}) {
                 const std::size_t n = 16 * pc, kp = (k + 63) / 64 * 64, lda = k + 5, ld_acc = n + 3;
                 const std::vector<std::uint8_t> a8 = random_vector<std::uint8_t>(m * lda, rng, 0, 255);

@@ -2,16 +2,23 @@
 // (ref::gemm_int4_f32 / ref::gemm_int4_q8) bit for bit, at sizes that hit every tail (N not a
 // multiple of 16 or of the 4-tile block, M not a multiple of the 2-row block, each group size),
 // output-row ranges, leading dimensions, extreme values, the packed layout, errors; and the
-// binary16 conversions against the F16C instructions. Compiled with -march=native; an ISA this
-// machine lacks is skipped with a WARN.
+// binary16 conversions against the F16C instructions (AArch64: fcvtl / fcvtn, which the NEON
+// int4 kernels use for binary16 scales). Compiled with -march=native on x86, the ARMv8.0
+// baseline on AArch64; an ISA this machine lacks is skipped with a WARN.
 #include <array>
 #include <cmath>
 #include <cstdint>
 #include <cstring>
 #include <random>
+#include <string>
 #include <vector>
 
+#if defined(__x86_64__) || defined(__i386__)
 #include <immintrin.h>
+#endif
+#if defined(__aarch64__)
+#include <arm_neon.h>
+#endif
 
 #include <lowbit/kernels/gemm_int4.hpp>
 
@@ -40,8 +47,8 @@ static std::vector<std::uint8_t> pack(const weights& w) {
     return p;
 }
 
-static const std::array<int4_isa, 4> all_isas = {int4_isa::scalar, int4_isa::avx2, int4_isa::avx512bw,
-                                                 int4_isa::avx512_vnni};
+static const std::array<int4_isa, 6> all_isas = {int4_isa::scalar,      int4_isa::avx2, int4_isa::avx512bw,
+                                                 int4_isa::avx512_vnni, int4_isa::neon, int4_isa::neon_dotprod};
 
 static bool skip(int4_isa isa) {
     if (lowbit::kernels::int4_isa_available(isa)) return false;
@@ -92,6 +99,25 @@ static std::size_t compare_all(const weights& w, const std::vector<float>& a, st
 }  // namespace lowbit_test_int4
 
 using namespace lowbit_test_int4;
+
+TEST_CASE("int4 kernels: ISA names and availability", "[int4][kernels]") {
+    namespace kn = lowbit::kernels;
+    CHECK(std::string(kn::to_string(int4_isa::neon)) == "neon");
+    CHECK(std::string(kn::to_string(int4_isa::neon_dotprod)) == "neon_dotprod");
+    const kn::cpu_features& f = kn::cpu();
+    const int4_isa best = kn::int4_best_isa();
+    CHECK(kn::int4_isa_available(best));
+#if defined(__aarch64__)
+    CHECK(kn::int4_isa_available(int4_isa::neon));
+    CHECK(kn::int4_isa_available(int4_isa::neon_dotprod) == f.dotprod);
+    CHECK(best == (f.dotprod ? int4_isa::neon_dotprod : int4_isa::neon));
+    CHECK_FALSE(kn::int4_isa_available(int4_isa::avx2));
+#else
+    CHECK_FALSE(kn::int4_isa_available(int4_isa::neon));
+    CHECK_FALSE(kn::int4_isa_available(int4_isa::neon_dotprod));
+    (void)f;
+#endif
+}
 
 TEST_CASE("int4 kernels: every ISA equals the spec at tail sizes, s4/u4, f32/f16 scales, each group size",
           "[int4][kernels]") {
@@ -370,6 +396,39 @@ TEST_CASE("binary16 conversions give the F16C instructions' bits", "[int4][f16][
         if (lowbit::f32_to_f16(f) != static_cast<std::uint16_t>(_cvtss_sh(f, _MM_FROUND_TO_NEAREST_INT))) {
             INFO("f32 bits " << u);
             REQUIRE(lowbit::f32_to_f16(f) == static_cast<std::uint16_t>(_cvtss_sh(f, _MM_FROUND_TO_NEAREST_INT)));
+        }
+    }
+#elif defined(__aarch64__)
+    // f16 -> f32 (fcvtl, what arm/gemm_int4_neon.hpp loads binary16 scales with): every value;
+    // signaling NaNs come out quiet from the instruction, so NaNs only need to stay NaNs
+    for (std::uint32_t h = 0; h < 65536; h += 4) {
+        std::uint16_t in[4];
+        for (std::uint32_t i = 0; i < 4; ++i) in[i] = static_cast<std::uint16_t>(h + i);
+        float out[4];
+        vst1q_f32(out, vcvt_f32_f16(vreinterpret_f16_u16(vld1_u16(in))));
+        for (std::uint32_t i = 0; i < 4; ++i) {
+            const float want = lowbit::f16_to_f32(in[i]);
+            if (std::isnan(want)) {
+                REQUIRE(std::isnan(out[i]));
+                continue;
+            }
+            if (bits_of(want) != bits_of(out[i])) {
+                INFO("f16 bits " << in[i]);
+                REQUIRE(bits_of(want) == bits_of(out[i]));
+            }
+        }
+    }
+    // f32 -> f16 (fcvtn, round to nearest even) on random non-NaN floats
+    std::mt19937 rng(1);
+    for (int i = 0; i < 200000; ++i) {
+        const std::uint32_t u = static_cast<std::uint32_t>(rng());
+        float f = 0;
+        std::memcpy(&f, &u, 4);
+        if (std::isnan(f)) continue;
+        const auto want = vget_lane_u16(vreinterpret_u16_f16(vcvt_f16_f32(vdupq_n_f32(f))), 0);
+        if (lowbit::f32_to_f16(f) != want) {
+            INFO("f32 bits " << u);
+            REQUIRE(lowbit::f32_to_f16(f) == want);
         }
     }
 #else

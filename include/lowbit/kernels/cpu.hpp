@@ -3,6 +3,10 @@
 // xsimd 8.1's own detection reads CPUID only; an instruction set is usable only when the OS
 // also saves its registers (XCR0: SSE/AVX state for AVX, opmask + ZMM state for AVX-512, tile
 // state for AMX). This checks both, once, and is what runtime dispatch and the tests use.
+// On AArch64: Advanced SIMD (NEON) is part of the base architecture; the ARMv8.2 dot-product
+// instructions (SDOT / UDOT) are read from the kernel's hardware capabilities on Linux
+// (getauxval(AT_HWCAP) & HWCAP_ASIMDDP), elsewhere from the compiler's target
+// (__ARM_FEATURE_DOTPROD).
 #ifndef LOWBIT_KERNELS_CPU_HPP
 #define LOWBIT_KERNELS_CPU_HPP
 
@@ -17,6 +21,10 @@
 #define LOWBIT_DETAIL_X86_CPUID 0
 #endif
 
+#if defined(__aarch64__) && defined(__linux__)
+#include <sys/auxv.h>
+#endif
+
 namespace lowbit {
 namespace kernels {
 
@@ -26,6 +34,8 @@ struct cpu_features {
     bool avx = false, avx2 = false, fma = false;
     bool avx512f = false, avx512bw = false, avx512dq = false, avx512cd = false, avx512vl = false;
     bool avx512vnni = false, avx_vnni = false, amx_int8 = false;
+    bool neon = false;     ///< AArch64 Advanced SIMD (always there on AArch64)
+    bool dotprod = false;  ///< AArch64 ARMv8.2 SDOT / UDOT (FEAT_DotProd)
 };
 
 namespace detail {
@@ -65,6 +75,19 @@ inline cpu_features detect_cpu_features() noexcept {
         __cpuid_count(7, 1, a, b, c, d);
         f.avx_vnni = f.avx2 && ((a >> 4) & 1u);
     }
+#endif
+#if defined(__aarch64__)
+    f.neon = true;
+#if defined(__linux__)
+#if defined(HWCAP_ASIMDDP)
+    constexpr unsigned long hwcap_asimddp = HWCAP_ASIMDDP;
+#else
+    constexpr unsigned long hwcap_asimddp = 1ul << 20;  // HWCAP_ASIMDDP of <asm/hwcap.h>
+#endif
+    f.dotprod = (getauxval(AT_HWCAP) & hwcap_asimddp) != 0;
+#elif defined(__ARM_FEATURE_DOTPROD)
+    f.dotprod = true;
+#endif
 #endif
     return f;
 }

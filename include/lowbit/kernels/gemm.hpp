@@ -28,7 +28,8 @@
 //
 // How a call runs: columns go in blocks of gemm_block_cols (a multiple of 16) and rows in
 // blocks of gemm_block_rows; for each block one micro-kernel (x86/gemm_vnni.hpp,
-// x86/gemm_avx2.hpp, the AMX one, or the portable scalar one below) writes the raw dot products
+// x86/gemm_avx2.hpp, the AMX one, arm/gemm_neon.hpp's NEON and SDOT ones, or the portable
+// scalar one below) writes the raw dot products
 // sum_k A[m][k] * B[k][n] (mod 2^32) into a stack buffer; then the block's epilogue adds the
 // zero-point compensation of core/gemm.hpp in wrapping 32-bit arithmetic,
 //   acc = dot - za * colsum[n] - zb[n] * rowsum_A[m] + K * za * zb[n]        (mod 2^32),
@@ -44,7 +45,9 @@
 // Instruction sets (gemm_isa): the micro-kernel is chosen per call, at run time, from what this
 // CPU and OS can run (kernels::cpu()); the AVX2, AVX-512BW and VNNI kernels carry GCC / Clang
 // target attributes, so they exist in every translation unit whatever its -m flags (the AMX
-// kernel, x86/gemm_amx.hpp, is inline assembly: likewise). They are templates on Arch, so
+// kernel, x86/gemm_amx.hpp, is inline assembly: likewise). On AArch64 the NEON kernel is
+// baseline code and the SDOT one carries a target attribute (ARMv8.2 + dotprod), chosen where
+// cpu().dotprod: one ARMv8.0 build runs both. They are templates on Arch, so
 // copies built under different flags never merge. The epilogue is compiled for the including
 // file's architecture (Arch = kernels::default_arch, as every kernels:: function).
 //
@@ -68,6 +71,7 @@
 #include "arch.hpp"
 #include "cpu.hpp"
 #include "requantize.hpp"
+#include "arm/gemm_neon.hpp"
 #include "x86/gemm_amx.hpp"
 #include "x86/gemm_avx2.hpp"
 #include "x86/gemm_common.hpp"
@@ -77,7 +81,8 @@ namespace lowbit {
 namespace kernels {
 
 /// The micro-kernel of a GEMM call. `best` picks the fastest this machine runs, in the order
-/// amx, avx512_vnni, avx_vnni, avx512bw, avx2, scalar.
+/// amx, avx512_vnni, avx_vnni, avx512bw, avx2, scalar on x86; neon_dotprod, neon, scalar on
+/// AArch64.
 enum class gemm_isa : std::uint8_t {
     best,
     scalar,       ///< portable C++ (any CPU)
@@ -86,6 +91,8 @@ enum class gemm_isa : std::uint8_t {
     avx512_vnni,  ///< vpdpbusd on zmm (x86/gemm_vnni.hpp)
     avx_vnni,     ///< vpdpbusd on ymm, VEX encoding
     amx,          ///< AMX-INT8 tiles (x86/gemm_amx.hpp)
+    neon,         ///< AArch64 ARMv8.0 NEON, smull + sadalp (arm/gemm_neon.hpp)
+    neon_dotprod, ///< AArch64 ARMv8.2 SDOT (arm/gemm_neon.hpp)
 };
 
 /// Name of an ISA, for messages and test names.
@@ -98,6 +105,8 @@ constexpr const char* to_string(gemm_isa isa) noexcept {
         case gemm_isa::avx512_vnni: return "avx512_vnni";
         case gemm_isa::avx_vnni: return "avx_vnni";
         case gemm_isa::amx: return "amx";
+        case gemm_isa::neon: return "neon";
+        case gemm_isa::neon_dotprod: return "neon_dotprod";
     }
     return "unknown";
 }
@@ -122,6 +131,13 @@ inline bool gemm_isa_available(gemm_isa isa) noexcept {
         case gemm_isa::amx: return x86::amx_available();  // compiled for AMX, CPU, OS grant
         default: return isa == detail::gemm_isa_vnni256_evex && bw && f.avx512vnni;
     }
+#elif LOWBIT_KERNELS_GEMM_ARM
+    const cpu_features& f = cpu();
+    switch (isa) {
+        case gemm_isa::neon: return f.neon;
+        case gemm_isa::neon_dotprod: return f.neon && f.dotprod;
+        default: return false;
+    }
 #else
     return false;
 #endif
@@ -129,8 +145,8 @@ inline bool gemm_isa_available(gemm_isa isa) noexcept {
 
 /// The ISA `best` stands for on this machine.
 inline gemm_isa gemm_best_isa() noexcept {
-    const gemm_isa order[] = {gemm_isa::amx, gemm_isa::avx512_vnni, gemm_isa::avx_vnni, gemm_isa::avx512bw,
-                              gemm_isa::avx2};
+    const gemm_isa order[] = {gemm_isa::amx,  gemm_isa::avx512_vnni,  gemm_isa::avx_vnni, gemm_isa::avx512bw,
+                              gemm_isa::avx2, gemm_isa::neon_dotprod, gemm_isa::neon};
     for (gemm_isa isa : order)
         if (gemm_isa_available(isa)) return isa;
     return gemm_isa::scalar;
@@ -402,6 +418,14 @@ inline void gemm_dot_block(gemm_isa isa, const TA* a, std::size_t lda, std::size
             }
             break;
     }
+#elif LOWBIT_KERNELS_GEMM_ARM
+    switch (isa) {
+        case gemm_isa::neon_dotprod:
+            arm::dotprod_dot_block<Tag>(a, lda, k, m_count, panel0, kp, p_count, acc, ld_acc, colsum0);
+            return;
+        case gemm_isa::neon: arm::neon_dot_block<Tag>(a, lda, k, m_count, panel0, kp, p_count, acc, ld_acc, colsum0); return;
+        default: break;
+    }
 #else
     (void)isa, (void)colsum0;
 #endif
@@ -521,7 +545,7 @@ inline status gemm_prepare_options(const gemm_dims& d, const gemm_options& opt, 
     LOWBIT_DETAIL_CHECK(opt.range.m0 <= m1, errc::out_of_range, "opt.range.m0", opt.range.m0, "must be <= m1");
     LOWBIT_DETAIL_CHECK(n1 <= d.n, errc::out_of_range, "opt.range.n1", opt.range.n1, "must be <= N (or gemm_range::all)");
     LOWBIT_DETAIL_CHECK(opt.range.n0 <= n1, errc::out_of_range, "opt.range.n0", opt.range.n0, "must be <= n1");
-    LOWBIT_DETAIL_CHECK(static_cast<std::uint8_t>(opt.isa) <= static_cast<std::uint8_t>(gemm_isa::amx) ||
+    LOWBIT_DETAIL_CHECK(static_cast<std::uint8_t>(opt.isa) <= static_cast<std::uint8_t>(gemm_isa::neon_dotprod) ||
                             opt.isa == gemm_isa_vnni256_evex,
                         errc::invalid_argument, "opt.isa", static_cast<int>(opt.isa), "must be a gemm_isa value");
     LOWBIT_DETAIL_CHECK(gemm_isa_available(opt.isa), errc::invalid_argument, "opt.isa", static_cast<int>(opt.isa),

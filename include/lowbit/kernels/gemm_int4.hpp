@@ -34,8 +34,10 @@
 //
 // ISA paths: avx512_vnni (vpdpbusd; f32 path as avx512bw), avx512bw (vpermps lookup, vpmaddubsw),
 // avx2 (+FMA, F16C; compiled with -mavx2 -mfma -mf16c, and run where the CPU has AVX2 and FMA:
-// every such x86 CPU also has F16C), scalar (portable loops over the packed layout, the spec's
-// operations). No AVX-VNNI (ymm vpdpbusd) path yet: AVX2 machines use vpmaddubsw.
+// every such x86 CPU also has F16C), on AArch64 neon_dotprod (SDOT for q8; chosen at run time,
+// target attribute, arm/gemm_int4_neon.hpp) and neon (ARMv8.0 smull / sadalp for q8; both use
+// the same ARMv8.0 fma loop for f32), scalar (portable loops over the packed layout, the spec's
+// operations). quantize_q8 runs the reference loop on ARM. No AVX-VNNI (ymm vpdpbusd) path yet: AVX2 machines use vpmaddubsw.
 // int4_isa::best picks the best one compiled into the including file (its -m flags) and
 // supported by this CPU; asking for one that is not available is an error (errc::invalid_argument,
 // "isa"). As with the other kernels, the SIMD code is chosen at compile time by the including
@@ -48,6 +50,7 @@
 #include <cstring>
 
 #include "../core/gemm_int4.hpp"
+#include "arm/gemm_int4_neon.hpp"
 #include "cpu.hpp"
 #include "x86/gemm_int4_avx2.hpp"
 #include "x86/gemm_int4_avx512.hpp"
@@ -56,7 +59,7 @@ namespace lowbit {
 namespace kernels {
 
 /// Which instruction set a gemm_int4 call uses.
-enum class int4_isa : std::uint8_t { best, scalar, avx2, avx512bw, avx512_vnni };
+enum class int4_isa : std::uint8_t { best, scalar, avx2, avx512bw, avx512_vnni, neon, neon_dotprod };
 
 constexpr const char* to_string(int4_isa i) noexcept {
     switch (i) {
@@ -65,6 +68,8 @@ constexpr const char* to_string(int4_isa i) noexcept {
         case int4_isa::avx2: return "avx2";
         case int4_isa::avx512bw: return "avx512bw";
         case int4_isa::avx512_vnni: return "avx512_vnni";
+        case int4_isa::neon: return "neon";
+        case int4_isa::neon_dotprod: return "neon_dotprod";
     }
     return "?";
 }
@@ -79,13 +84,15 @@ inline bool int4_isa_available(int4_isa isa) noexcept {
         case int4_isa::avx2: return LOWBIT_INT4_AVX2 && f.avx2 && f.fma;
         case int4_isa::avx512bw: return LOWBIT_INT4_AVX512 && f.avx512f && f.avx512bw;
         case int4_isa::avx512_vnni: return LOWBIT_INT4_AVX512_VNNI && f.avx512f && f.avx512bw && f.avx512vnni;
+        case int4_isa::neon: return LOWBIT_INT4_NEON && f.neon;
+        case int4_isa::neon_dotprod: return LOWBIT_INT4_NEON && f.neon && f.dotprod;
     }
     return false;
 }
 
 /// The isa `best` stands for here.
 inline int4_isa int4_best_isa() noexcept {
-    for (int4_isa i : {int4_isa::avx512_vnni, int4_isa::avx512bw, int4_isa::avx2})
+    for (int4_isa i : {int4_isa::avx512_vnni, int4_isa::avx512bw, int4_isa::avx2, int4_isa::neon_dotprod, int4_isa::neon})
         if (int4_isa_available(i)) return i;
     return int4_isa::scalar;
 }
@@ -255,12 +262,17 @@ inline status check_int4_call(span<const std::uint8_t> packed, std::size_t n0, s
 // fma chains); with M >= 2 the rows share each converted weight, 2 tiles x 4 rows per call, and
 // the tile group (2 * 18 KiB at K = 4096) stays in L1 / L2 for every row block, so the
 // weights come from memory once.
-// AVX2 has 16 registers instead of 32: half the tiles.
+// AVX2 has 16 registers instead of 32: half the tiles. NEON registers hold 4 lanes, a tile
+// 4 of them: SDOT 2 tiles for a GEMV, 1 tile x 2 rows; ARMv8.0 (8 pair accumulators per
+// tile and row) 1 tile x 1 or 2 rows.
 struct int4_blocking {
     std::size_t gemv_tiles, gemm_tiles, gemm_rows;
 };
 constexpr int4_blocking int4_blocks(int4_isa isa) noexcept {
-    return isa == int4_isa::avx2 ? int4_blocking{2, 1, 2} : int4_blocking{4, 2, 4};
+    return isa == int4_isa::avx2           ? int4_blocking{2, 1, 2}
+           : isa == int4_isa::neon_dotprod ? int4_blocking{2, 1, 2}
+           : isa == int4_isa::neon         ? int4_blocking{1, 1, 2}
+                                           : int4_blocking{4, 2, 4};
 }
 constexpr std::size_t pow2_floor4(std::size_t v) noexcept { return v >= 4 ? 4 : v >= 2 ? 2 : 1; }
 
@@ -393,6 +405,17 @@ inline status gemm_int4_f32(span<const std::uint8_t> packed, span<const float> a
                                    });
                                    return;
 #endif
+#if LOWBIT_INT4_NEON
+                               case int4_isa::neon:
+                               case int4_isa::neon_dotprod:
+                                   detail::int4_with_block(tiles, rows, [&](auto R, auto MB) {
+                                       if (u4)
+                                           arm::int4_f32_neon<decltype(R)::value, decltype(MB)::value, true>(tile0, info.geo, am, lda, init, res);
+                                       else
+                                           arm::int4_f32_neon<decltype(R)::value, decltype(MB)::value, false>(tile0, info.geo, am, lda, init, res);
+                                   });
+                                   return;
+#endif
 #if LOWBIT_INT4_AVX2
                                case int4_isa::avx2:
                                    detail::int4_with_block(tiles, rows, [&](auto R, auto MB) {
@@ -451,6 +474,24 @@ inline status gemm_int4_q8(span<const std::uint8_t> packed, const q8_activations
                                            x86::int4_q8_avx512<decltype(R)::value, decltype(MB)::value, true, false>(tile0, info.geo, q, d, sums, init, res);
                                        else
                                            x86::int4_q8_avx512<decltype(R)::value, decltype(MB)::value, false, false>(tile0, info.geo, q, d, sums, init, res);
+                                   });
+                                   return;
+#endif
+#if LOWBIT_INT4_NEON
+                               case int4_isa::neon:
+                                   detail::int4_with_block(tiles, rows, [&](auto R, auto MB) {
+                                       if (u4)
+                                           arm::int4_q8_neon<decltype(R)::value, decltype(MB)::value, true>(tile0, info.geo, q, d, sums, init, res);
+                                       else
+                                           arm::int4_q8_neon<decltype(R)::value, decltype(MB)::value, false>(tile0, info.geo, q, d, sums, init, res);
+                                   });
+                                   return;
+                               case int4_isa::neon_dotprod:
+                                   detail::int4_with_block(tiles, rows, [&](auto R, auto MB) {
+                                       if (u4)
+                                           arm::int4_q8_dotprod<decltype(R)::value, decltype(MB)::value, true>(tile0, info.geo, q, d, sums, init, res);
+                                       else
+                                           arm::int4_q8_dotprod<decltype(R)::value, decltype(MB)::value, false>(tile0, info.geo, q, d, sums, init, res);
                                    });
                                    return;
 #endif
