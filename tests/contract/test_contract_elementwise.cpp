@@ -16,7 +16,9 @@
 #include <lowbit/kernels/quantize.hpp>
 #include <lowbit/kernels/requantize.hpp>
 #include <lowbit/lowbit.hpp>
+#include <lowbit/observers/histogram.hpp>
 #include <lowbit/observers/minmax.hpp>
+#include <lowbit/observers/per_channel_minmax.hpp>
 
 #include "contract/contract_util.hpp"
 
@@ -335,6 +337,16 @@ TEMPLATE_TEST_CASE("contract: quantize family: empty input is valid and touches 
     REQUIRE(TestType::fake_quantize(u8a, qp, span<const float>{}, span<float>{}, span<std::uint8_t>{}).ok());
     REQUIRE(TestType::fake_quantize_backward(u8a, qp, span<const float>{}, span<const float>{}, span<float>{}).ok());
     REQUIRE(TestType::backward_masked(span<const std::uint8_t>{}, span<const float>{}, span<float>{}).ok());
+    const std::vector<lowbit::quantized_multiplier> m(1, lowbit::quantized_multiplier{1 << 30, 0});
+    lowbit::requantize_params p;
+    p.multipliers = cs(m);
+    REQUIRE(TestType::requantize(lowbit::scheme<lowbit::s8>{}, lowbit::shape{0}, p, span<const std::int32_t>{},
+                                 span<std::int8_t>{}).ok());
+    const std::vector<float> fm(1, 0.5f);
+    lowbit::requantize_float_params fp;
+    fp.multipliers = cs(fm);
+    REQUIRE(TestType::requantize(lowbit::scheme<lowbit::u4>{}, lowbit::shape{0}, fp, span<const std::int32_t>{},
+                                 span<std::uint8_t>{}).ok());
     // per channel over a shape with a zero dimension: 0 elements, 4 channels
     const std::vector<float> scales(4, 1.0f);
     const std::vector<std::int32_t> zps(4, 0);
@@ -783,4 +795,64 @@ TEST_CASE("contract: observers: merge of another configuration and load of bad b
     // saving into a buffer too small
     std::vector<std::uint8_t> small(st.size() - 1, 0xEE);
     REQUIRE_FALSE(status_of([&] { return a.save(ms(small)); }).ok());
+}
+
+TEST_CASE("contract: observers: a histogram range whose width overflows float is errc::overflow, state unchanged",
+          "[contract][observers]") {
+    for (const auto mode : {lowbit::histogram_mode::corrected, lowbit::histogram_mode::torch_1_13}) {
+        lowbit::histogram_observer<lowbit::scheme<lowbit::u8>> h(lowbit::scheme<lowbit::u8>{}, mode);
+        // one batch spanning [-FLT_MAX, FLT_MAX]: the bin width would be +Inf
+        const std::vector<float> wide{-flt_max, flt_max};
+        require_error([&] { return h.observe(cs(wide)); }, errc::overflow, "x");
+        REQUIRE(h.stats().count == 0u);
+        // a second batch widening a finite state past FLT_MAX
+        const std::vector<float> a{-1.0f, 1.0f}, b{-1e38f, 1e38f};
+        REQUIRE(h.observe(cs(a)).ok());
+        REQUIRE(h.observe(cs(b)).ok());  // width 2e38: finite
+        // then FLT_MAX: [-1e38, FLT_MAX] is 4.4e38 wide
+        const lowbit::qparams before = *h.qparams();
+        const std::vector<float> c{flt_max};
+        require_error([&] { return h.observe(cs(c)); }, errc::overflow, "x");
+        REQUIRE(*h.qparams() == before);
+        REQUIRE(h.stats().count == 4u);
+        // merge: the same check, naming other
+        lowbit::histogram_observer<lowbit::scheme<lowbit::u8>> o(lowbit::scheme<lowbit::u8>{}, mode);
+        REQUIRE(o.observe(cs(c)).ok());
+        require_error([&] { return h.merge(o); }, errc::overflow, "other");
+        REQUIRE(h.stats().count == 4u);
+        REQUIRE(*h.qparams() == before);
+        // a batch of 2^32 elements (one float broadcast with stride 0): refused before any read
+        const float one = 1.0f;
+        const std::ptrdiff_t stride0[] = {0};
+        const auto big = lowbit::strided_view<const float>::make(&one, lowbit::shape{std::size_t(1) << 32},
+                                                                 span<const std::ptrdiff_t>(stride0, 1));
+        REQUIRE(big.ok());
+        require_error([&] { return h.observe(*big); }, errc::overflow, "x.size()");
+        REQUIRE(h.stats().count == 4u);
+    }
+}
+
+TEST_CASE("contract: observers: a moving average that overflows float leaves an infinite range, qparams refuses it",
+          "[contract][observers]") {
+    // c = 0.01: min = f32(3e38 + f32(0.01 * f32(-3e38 - 3e38))) = f32(0.01 * -Inf) = -Inf
+    lowbit::moving_average_minmax_observer<lowbit::scheme<lowbit::u8>> m;
+    const std::vector<float> a{3e38f}, b{-3e38f};
+    REQUIRE(m.observe(cs(a)).ok());
+    REQUIRE(m.observe(cs(b)).ok());
+    REQUIRE(m.stats().min == -inf_f);
+    require_error([&] { return m.qparams(); }, errc::invalid_argument, "min");
+    m.reset();
+    REQUIRE(m.qparams()->scale == 1.0f);
+    // per channel (axis 0 of a [2, 1] tensor): channel 1 overflows, nothing is written
+    std::vector<float> state(4);
+    lowbit::per_channel_moving_average_minmax_observer<lowbit::scheme<lowbit::u8>> pc(
+        lowbit::scheme<lowbit::u8>{}.per_channel(0), 2, ms(state));
+    const std::vector<float> x1{1.0f, 3e38f}, x2{1.0f, -3e38f};
+    REQUIRE(pc.observe(lowbit::shape{2, 1}, cs(x1)).ok());
+    REQUIRE(pc.observe(lowbit::shape{2, 1}, cs(x2)).ok());
+    REQUIRE(pc.mins()[1] == -inf_f);
+    std::vector<float> scales(2, -7.0f);
+    std::vector<std::int32_t> zps(2, -7);
+    require_error([&] { return pc.qparams(ms(scales), ms(zps)); }, errc::invalid_argument, "mins[i]");
+    REQUIRE(scales == std::vector<float>(2, -7.0f));
 }

@@ -271,6 +271,30 @@ TEST_CASE("contract: gemm: misaligned A, C and packed buffers give the aligned r
     REQUIRE(std::memcmp(c, expect.data(), m * n * 4) == 0);
 }
 
+TEST_CASE("contract: gemm: packed weights moved to another offset from 64 bytes are refused, not misread",
+          "[contract][gemm]") {
+    const std::size_t n = 3, k = 40;
+    const std::vector<std::int8_t> b(n * k, 5);
+    const lowbit::gemm_b gb{cs(b), k, lowbit::weight_layout::n_by_k, {}};
+    const std::size_t size = lowbit::kernels::packed_size(n, k);
+    arena ar(2 * size + 256);
+    std::uint8_t* p = ar.at<std::uint8_t>(1);
+    REQUIRE(lowbit::kernels::pack_weights(gb, n, k, span<std::uint8_t>(p, size)).ok());
+    // the same offset: re-attached
+    REQUIRE(lowbit::kernels::view_packed_weights(span<const std::uint8_t>(p, size)).ok());
+    // a copy at offset 2 instead of 1: the header is not where the view looks
+    std::uint8_t* q = ar.at<std::uint8_t>((size + 63) / 64 * 64 + 64 + 2);
+    std::memcpy(q, p, size);
+    REQUIRE_FALSE(status_of([&] { return lowbit::kernels::view_packed_weights(span<const std::uint8_t>(q, size)); }).ok());
+    // a default (empty) view is accepted by no gemm call
+    const std::vector<std::uint8_t> a(k, 1);
+    std::vector<std::int32_t> c(n, -7);
+    REQUIRE_FALSE(status_of([&] { return lowbit::kernels::gemm(lowbit::gemm_dims{1, n, k},
+                                                                lowbit::gemm_a<std::uint8_t>{cs(a), k, 0},
+                                                                lowbit::kernels::packed_weights{}, ms(c), n); }).ok());
+    REQUIRE(c == std::vector<std::int32_t>(n, -7));
+}
+
 TEST_CASE("contract: gemm_parallel: a failed check in a part is reported (rethrown) after every thread joined",
           "[contract][gemm]") {
     const std::vector<std::uint8_t> a(4, 1);
