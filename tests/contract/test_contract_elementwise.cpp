@@ -629,6 +629,34 @@ TEMPLATE_TEST_CASE("contract: requantize: invalid multipliers, zero point and cl
     REQUIRE(out == std::vector<std::int8_t>(3, 9));
 }
 
+TEMPLATE_TEST_CASE("contract: requantize: a clamp reaching outside the format is clamped into it",
+                   "[contract][requantize]", use_ref, use_kernels) {
+    // M = 0.5 = {2^30, 0}: acc 1000 -> 500, -1000 -> -500, 10 -> 5, -10 -> -5 (even values:
+    // no rounding ties)
+    const std::vector<std::int32_t> acc{1000, -1000, 10, -10};
+    const std::vector<lowbit::quantized_multiplier> m{{1 << 30, 0}};
+    const auto s = lowbit::scheme<lowbit::s8>{};
+    std::vector<std::int8_t> out(4);
+    lowbit::requantize_params p;
+    p.multipliers = cs(m);
+    // [-1000, 1000] acts as [-128, 127]
+    p.clamp_min = -1000;
+    p.clamp_max = 1000;
+    REQUIRE(TestType::requantize(s, lowbit::shape{4}, p, cs(acc), ms(out)).ok());
+    REQUIRE(out == std::vector<std::int8_t>{127, -128, 5, -5});
+    // [200, 300] lies above the format: both bounds become 127
+    p.clamp_min = 200;
+    p.clamp_max = 300;
+    REQUIRE(TestType::requantize(s, lowbit::shape{4}, p, cs(acc), ms(out)).ok());
+    REQUIRE(out == std::vector<std::int8_t>{127, 127, 127, 127});
+    // zero point 3 with ReLU (clamp_min = zero point)
+    p.zero_point = 3;
+    p.clamp_min = 3;
+    p.clamp_max = std::numeric_limits<std::int32_t>::max();
+    REQUIRE(TestType::requantize(s, lowbit::shape{4}, p, cs(acc), ms(out)).ok());
+    REQUIRE(out == std::vector<std::int8_t>{127, 3, 8, 3});
+}
+
 TEMPLATE_TEST_CASE("contract: requantize float: zero, denormal and FLT_MAX multipliers are exact",
                    "[contract][requantize]", use_ref, use_kernels) {
     constexpr std::int32_t imax = std::numeric_limits<std::int32_t>::max(), imin = std::numeric_limits<std::int32_t>::min();
