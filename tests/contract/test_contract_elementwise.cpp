@@ -163,6 +163,30 @@ TEST_CASE("contract: choose_qparams: a range whose width overflows float gives s
     REQUIRE(q2.zero_point == 0);
 }
 
+TEST_CASE("contract: choose_qparams: tflite ranges too small for a usable scale get scale eps, the zero point in range",
+          "[contract][choose_qparams]") {
+    const auto u8t = u8a.with_profile(lowbit::profile::tflite);
+    const auto s8t = lowbit::scheme<lowbit::s8>{}.with_profile(lowbit::profile::tflite);
+    // [-2^-149, 0]: (max - min) / 255 underflows to 0; with eps: zp from min = 0 + 2^-149 / eps
+    // (error ~0) beats zp from max = 255 -> rounds to 0. (Before: 0 / 0 = NaN -> INT32_MIN.)
+    lowbit::qparams qp = *lowbit::choose_qparams(u8t, -denorm_min, 0.0f);
+    REQUIRE(bits(qp.scale) == bits(eps_f));
+    REQUIRE(qp.zero_point == 0);
+    // s8: zp from min = -128 (error 128) loses to zp from max = 127 (error 127)
+    qp = *lowbit::choose_qparams(s8t, -denorm_min, 0.0f);
+    REQUIRE(bits(qp.scale) == bits(eps_f));
+    REQUIRE(qp.zero_point == 127);
+    // [0, 1e-40]: a denormal scale whose reciprocal is infinite -> eps, zp 0
+    qp = *lowbit::choose_qparams(u8t, 0.0f, 1e-40f);
+    REQUIRE(bits(qp.scale) == bits(eps_f));
+    REQUIRE(qp.zero_point == 0);
+    // [0, 1e-36]: f32(1e-36 / 255) is denormal but usable (reciprocal finite): kept
+    qp = *lowbit::choose_qparams(u8t, 0.0f, 1e-36f);
+    REQUIRE(qp.scale == 1e-36f / 255.0f);
+    REQUIRE(qp.zero_point == 0);
+    REQUIRE(lowbit::check_qparams(u8t, qp).ok());
+}
+
 TEST_CASE("contract: choose_qparams: empty spans are valid and write nothing", "[contract][choose_qparams]") {
     REQUIRE(lowbit::choose_qparams(u8a, span<const float>{}, span<const float>{}, span<float>{},
                                    span<std::int32_t>{}).ok());
