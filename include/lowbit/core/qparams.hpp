@@ -43,9 +43,10 @@ struct qparams_view {
     span<const std::int32_t> zero_points;
 };
 
-/// Checks that `qp` can be used with scheme `s`: scale finite, > 0, with a finite
-/// reciprocal (>= 2^-126 roughly; a denormal scale is refused), and zero_point in
-/// [s.qmin(), s.qmax()] (torch's fake_quantize check).
+/// Checks that `qp` can be used with scheme `s`: scale finite, > 0, with a finite float
+/// reciprocal, and zero_point in [s.qmin(), s.qmax()] (torch's fake_quantize check). Every
+/// normal scale passes; denormal scales pass only above 2^-128 (1 / scale < 2^128, e.g.
+/// 2^-127), where quantize and dequantize stay exact; 2^-128 and below are refused.
 template <class Scheme>
 constexpr status check_qparams(const Scheme& s, qparams qp) {
     LOWBIT_DETAIL_CHECK(qp.scale > 0.0f && detail::is_finite(qp.scale) && detail::is_finite(1.0f / qp.scale),
@@ -155,7 +156,11 @@ constexpr qparams choose_qparams_tflite(const Scheme& s, float min, float max) n
     min = min < 0.0f ? min : 0.0f;
     max = max > 0.0f ? max : 0.0f;
     if (min == max) return {s.eps(), 0};  // TFLite: scale 0, zp 0; lowbit keeps the scale valid (eps)
-    const float scale = (max - min) / (qmax - qmin);
+    float scale = (max - min) / (qmax - qmin);
+    // A range so small that the scale underflows to 0 or to a denormal without a finite
+    // reciprocal (below ~255 * 2^-128) would make min / scale 0 / 0 = NaN and the zero point
+    // an undefined NaN -> int conversion: use eps there too, as for a point range.
+    if (!is_finite(1.0f / scale)) scale = s.eps();
     const float zp_from_min = qmin - min / scale;
     const float zp_from_max = qmax - max / scale;
     const float err_min = detail::abs(qmin) + detail::abs(min / scale);
@@ -178,7 +183,11 @@ constexpr qparams choose_qparams_tflite(const Scheme& s, float min, float max) n
 ///
 /// Edges (all profiles): min = +Inf and max = -Inf together (an observer that saw nothing)
 /// give {1.0, 0} as torch does. min == max is not special (all-zero data gives
-/// {eps, qmin} for torch affine). Errors: the scheme is invalid; min or max NaN or
+/// {eps, qmin} for torch affine). tflite affine: a point range, or one so small that
+/// (max - min) / (qmax - qmin) has no finite reciprocal, uses scale eps (TFLite itself
+/// gives 0, or NaN zero points). A range whose width overflows float32 (affine, e.g.
+/// [-FLT_MAX, FLT_MAX]) gives scale +Inf as torch does (golden data); check_qparams, and so
+/// every kernel, refuses that scale. Errors: the scheme is invalid; min or max NaN or
 /// otherwise non-finite; min > max.
 template <class Scheme>
 constexpr result<qparams> choose_qparams(const Scheme& s, float min, float max) {

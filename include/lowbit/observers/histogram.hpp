@@ -544,7 +544,9 @@ public:
     /// Adds batch x to the histogram (torch's forward): a strided view, in element order
     /// (core/strided.hpp); the result is the one for a contiguous copy of it. Empty x: no
     /// change (as torch). Errors, with nothing changed: invalid or non-per-tensor scheme; a NaN
-    /// or Inf in x (named by its index in element order); x.size() >= 2^32. torch_1_13 mode
+    /// or Inf in x (named by its index in element order); x.size() >= 2^32; a range (this
+    /// batch's combined with the state's) whose width max - min overflows float32
+    /// (errc::overflow naming "x", e.g. -FLT_MAX and FLT_MAX). torch_1_13 mode
     /// drops what torch drops (values outside int(min)..int(max)) and, after a constant batch,
     /// starts over as torch does. Counts per bin and batch are exact below 2^24; torch_1_13
     /// saturates a bin at 2^24 per batch, as torch's float32 += 1 does with one intra-op thread.
@@ -557,6 +559,7 @@ public:
         // is counted on it (kernels::histogram).
         float mn = 0.0f, mx = 0.0f;
         LOWBIT_DETAIL_TRY(detail::batch_min_max(x, mn, mx));  // names the first bad index
+        LOWBIT_DETAIL_TRY(check_range_width(mn, mx, "x"));
         const bool torch = m_mode == histogram_mode::torch_1_13;
         update(mn, mx, [&](detail::hist::grid g, float* out) { count_batch(x, g, torch, out); });
         m_stats.count += x.size();
@@ -619,7 +622,8 @@ public:
     /// centres carry 1/128 of the bin's mass, binned by this observer's rules (so torch_1_13
     /// mode drops what torch's histc would drop), summed in double and rounded to float32
     /// once per bin. Not order-independent. Merging into an empty observer copies `other`.
-    /// Errors: configurations differ (nothing changes).
+    /// Errors (nothing changes): configurations differ; the combined range's width overflows
+    /// float32 (errc::overflow naming "other").
     status merge(const histogram_observer& other) {
         LOWBIT_DETAIL_CHECK(other.config() == config(), errc::invalid_argument, "other.config()", other.config(),
                             "observers must have the same scheme, bins and mode to merge");
@@ -634,6 +638,7 @@ public:
         for (std::size_t b = 0; b < Bins; ++b) copy[b] = o.m_hist[b];
         const float omin = o.m_stats.min, omax = o.m_stats.max;
         const observer_stats ostats = o.m_stats;
+        LOWBIT_DETAIL_TRY(check_range_width(omin, omax, "other"));
         update(omin, omax, [&](detail::hist::grid g, float* out) { fill_from_histogram(copy, omin, omax, g, out); });
         m_stats.count += ostats.count;
         m_stats.batches += ostats.batches;
@@ -734,6 +739,28 @@ private:
     histogram_range search_range_unchecked() const {
         float scratch[2 * Bins];
         return detail::hist::search(m_hist, Bins, m_stats.min, m_stats.max, search_levels(), scratch);
+    }
+
+    // The range update(bmin, bmax, ...) would end with must have a finite width: a wider one
+    // (e.g. -FLT_MAX and FLT_MAX seen) makes the bin width +Inf and every later count and
+    // search NaN. Checked before anything changes; the same steps as update() take, without
+    // writing (the relaxation of adjust_range can push max up by at most the old width).
+    status check_range_width(float bmin, float bmax, const char* argument) const {
+        namespace h = detail::hist;
+        float lo = bmin, hi = bmax;
+        const float smin = m_stats.min, smax = m_stats.max;
+        if (!(empty() || (m_mode == histogram_mode::torch_1_13 && smin == smax))) {
+            lo = bmin < smin ? bmin : smin;
+            hi = bmax > smax ? bmax : smax;
+            if (smin != smax) {
+                std::uint64_t rate = 0, start = 0;
+                float relaxed = hi;
+                if (h::adjust_range(smin, smax, lo, relaxed, Bins, rate, start)) hi = relaxed;
+            }
+        }
+        LOWBIT_DETAIL_CHECK(detail::is_finite(hi - lo), errc::overflow, argument, static_cast<double>(hi) - lo,
+                            "the histogram's range (max - min, value given in double) overflows float32");
+        return {};
     }
 
     // torch's forward after the batch min / max: `fill(grid, out)` writes the batch's histogram
