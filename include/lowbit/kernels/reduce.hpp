@@ -291,7 +291,7 @@ struct histogram_binner {
     LOWBIT_FORCE_INLINE void block(const float* p, std::int32_t* idx) const noexcept {
         for (std::size_t j = 0; j < B; j += L) {
             const F v = F::load_unaligned(p + j);
-            const F q = (v - vlo) * fb / w;  // each operation rounded, as the reference
+            const F q = fdiv<A>((v - vlo) * fb, w);  // each operation rounded, as the reference
             const F qs = xsimd::select((v >= vlo) && (v <= vhi), xsimd::min(q, last), dropped);
             xsimd::batch_cast<std::int32_t>(qs).store_aligned(idx + j);
         }

@@ -29,7 +29,7 @@
 
 #include "../arch.hpp"
 
-#if LOWBIT_HAS_XSIMD
+#if LOWBIT_KERNELS_X86  // x86 only: compiles away elsewhere
 #include <immintrin.h>
 
 namespace lowbit {
@@ -37,6 +37,16 @@ namespace kernels {
 namespace detail {
 
 // ---------------------------------------------------------------- SSE2 / SSE4.1 (128-bit)
+
+// The count operand of the uniform shifts below (every x86 ISA: the count in the low 64 bits).
+template <class A>
+LOWBIT_FORCE_INLINE __m128i uniform_count(int n, xsimd::sse2) noexcept {
+    return _mm_cvtsi32_si128(n);
+}
+template <class A>
+LOWBIT_FORCE_INLINE __m128i uniform_count(int n, xsimd::avx512f) noexcept {
+    return _mm_cvtsi32_si128(n);
+}
 
 // floor((s * q + r) / 2^31), SSE2: unsigned products corrected for s < 0.
 template <class A>
@@ -256,5 +266,5 @@ LOWBIT_FORCE_INLINE void narrow4_clamp(__m512i a, __m512i b, __m512i c, __m512i 
 }  // namespace kernels
 }  // namespace lowbit
 
-#endif  // LOWBIT_HAS_XSIMD
+#endif  // LOWBIT_KERNELS_X86
 #endif  // LOWBIT_KERNELS_X86_REQUANTIZE_HPP
