@@ -38,13 +38,10 @@ namespace detail {
 
 // ---------------------------------------------------------------- SSE2 / SSE4.1 (128-bit)
 
-// The count operand of the uniform shifts below (every x86 ISA: the count in the low 64 bits).
-template <class A>
-LOWBIT_FORCE_INLINE __m128i uniform_count(int n, xsimd::sse2) noexcept {
-    return _mm_cvtsi32_si128(n);
-}
-template <class A>
-LOWBIT_FORCE_INLINE __m128i uniform_count(int n, xsimd::avx512f) noexcept {
+// The count operand of the uniform shifts below, the same for every x86 ISA (hence any tag:
+// fma3<avx2> converts to sse2 ambiguously): the count in the low 64 bits.
+template <class A, class Tag>
+LOWBIT_FORCE_INLINE __m128i uniform_count(int n, Tag) noexcept {
     return _mm_cvtsi32_si128(n);
 }
 
