@@ -1,4 +1,5 @@
 // tests/kernels/isa.hpp: the instruction sets the kernel tests cover, chosen at run time.
+// AArch64: scalar and NEON (xsimd::neon64) only. x86-64:
 // SSE2 is the x86-64 baseline this file is compiled for; SSE4.1, AVX2 (+FMA) and AVX-512BW
 // are compiled by lowbit_add_runtime_dispatch (the CMake function users call) with their flags
 // and declared by its generated header, so one test binary exercises every ISA the machine
@@ -12,6 +13,10 @@
 
 #include <lowbit/kernels/dispatch.hpp>
 
+#if LOWBIT_KERNELS_NEON64
+// AArch64: NEON is the baseline this file is compiled for; no ISA files.
+#define LOWBIT_TEST_ARCHS lowbit::kernels::scalar_arch, xsimd::neon64
+#else
 #include "lowbit_runtime_isas.hpp"  // generated: LOWBIT_KERNELS_EXTERN for each ISA
 
 // For TEMPLATE_TEST_CASE: every ISA under test, and the scalar path.
@@ -21,6 +26,7 @@
 #else
 #define LOWBIT_TEST_ARCHS \
     lowbit::kernels::scalar_arch, xsimd::sse2, xsimd::sse4_1, xsimd::fma3<xsimd::avx2>, xsimd::avx512bw
+#endif
 #endif
 
 // Returns from the test (with a warning) when the CPU cannot run TestType.

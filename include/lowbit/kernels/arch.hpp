@@ -6,9 +6,13 @@
 // with LOWBIT_NO_XSIMD, the only tag is `scalar_arch`, whose kernels are the lowbit::ref loops.
 //
 // lowbit's SIMD code covers three x86 families: SSE2..SSE4.2 (128-bit), AVX2 (256-bit) and
-// AVX-512BW (512-bit). `supported_arch<A>` maps any xsimd tag onto the nearest of them (AVX
-// without AVX2 -> SSE4.2, AVX-512F without BW -> AVX2) or onto scalar_arch; NEON is added
-// by mapping neon64 here once the ARM kernels exist.
+// AVX-512BW (512-bit), and AArch64's NEON (xsimd::neon64, 128-bit; Advanced SIMD is part of
+// every ARMv8-A CPU, so it is the AArch64 baseline). `supported_arch<A>` maps any xsimd tag
+// onto the nearest of them (AVX without AVX2 -> SSE4.2, AVX-512F without BW -> AVX2,
+// neon64 -> itself) or onto scalar_arch (32-bit ARM's xsimd::neon among others).
+//
+// LOWBIT_KERNELS_X86 / LOWBIT_KERNELS_NEON64 (0 or 1) say which ISA-specific helpers
+// (kernels/x86/, kernels/arm/) this translation unit compiles.
 #ifndef LOWBIT_KERNELS_ARCH_HPP
 #define LOWBIT_KERNELS_ARCH_HPP
 
@@ -20,7 +24,8 @@
 #if defined(LOWBIT_NO_XSIMD)
 #define LOWBIT_HAS_XSIMD 0
 #elif defined(__has_include)
-#if __has_include(<xsimd/xsimd.hpp>) && (defined(__x86_64__) || defined(__i386__) || defined(_M_X64))
+#if __has_include(<xsimd/xsimd.hpp>) && \
+    (defined(__x86_64__) || defined(__i386__) || defined(_M_X64) || defined(__aarch64__))
 #define LOWBIT_HAS_XSIMD 1
 #else
 #define LOWBIT_HAS_XSIMD 0
@@ -32,6 +37,17 @@
 
 #if LOWBIT_HAS_XSIMD
 #include <xsimd/xsimd.hpp>
+#endif
+
+#if LOWBIT_HAS_XSIMD && (defined(__x86_64__) || defined(__i386__) || defined(_M_X64))
+#define LOWBIT_KERNELS_X86 1
+#else
+#define LOWBIT_KERNELS_X86 0
+#endif
+#if LOWBIT_HAS_XSIMD && defined(__aarch64__)
+#define LOWBIT_KERNELS_NEON64 1
+#else
+#define LOWBIT_KERNELS_NEON64 0
 #endif
 
 namespace lowbit {
@@ -47,7 +63,7 @@ template <class A, class = void>
 struct supported_arch_impl {
     using type = scalar_arch;
 };
-#if LOWBIT_HAS_XSIMD
+#if LOWBIT_KERNELS_X86
 template <class A>
 struct supported_arch_impl<A, std::enable_if_t<std::is_base_of<xsimd::sse2, A>::value>> {
     using type = A;
@@ -59,6 +75,12 @@ struct supported_arch_impl<A, std::enable_if_t<std::is_base_of<xsimd::avx, A>::v
 template <class A>
 struct supported_arch_impl<A, std::enable_if_t<std::is_base_of<xsimd::avx512f, A>::value>> {
     using type = std::conditional_t<std::is_base_of<xsimd::avx512bw, A>::value, A, xsimd::fma3<xsimd::avx2>>;
+};
+#endif
+#if LOWBIT_KERNELS_NEON64
+template <class A>
+struct supported_arch_impl<A, std::enable_if_t<std::is_base_of<xsimd::neon64, A>::value>> {
+    using type = xsimd::neon64;
 };
 #endif
 }  // namespace detail

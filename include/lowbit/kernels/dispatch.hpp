@@ -1,4 +1,5 @@
 // lowbit/kernels/dispatch.hpp: one binary for many x86 CPUs (opt-in runtime dispatch).
+// (On AArch64 there is one ISA, neon64, the baseline: available<xsimd::neon64>() is true.)
 //
 // By default every kernel is compiled for the including file's ISA (kernels::default_arch).
 // To ship one binary that uses AVX-512 where it exists and SSE elsewhere:
@@ -42,7 +43,11 @@ inline bool available() noexcept {
     if constexpr (std::is_same<A, scalar_arch>::value) {
         return true;
     } else {
-#if LOWBIT_HAS_XSIMD
+#if LOWBIT_KERNELS_NEON64
+        // Advanced SIMD is mandatory in ARMv8-A: every AArch64 process runs neon64.
+        if constexpr (std::is_base_of<xsimd::neon64, A>::value) return true;
+#endif
+#if LOWBIT_KERNELS_X86
         const cpu_features& f = cpu();
         if constexpr (std::is_base_of<xsimd::avx512bw, A>::value)
             return f.avx512f && f.avx512cd && f.avx512dq && f.avx512bw && f.avx512vl;

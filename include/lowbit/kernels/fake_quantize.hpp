@@ -14,7 +14,7 @@
 //          stays NaN, a negative dy with mask 0 gives -0.0)
 // Stochastic rounding and the s32 format take the reference path. Loops work on blocks of 4
 // registers, with the profile's divide / half_away choices made once per call, and run the
-// tail through the same code on a zero-padded copy. Mask bytes come straight from the compare results (x86/narrow.hpp).
+// tail through the same code on a zero-padded copy. Mask bytes come straight from the compare results (x86/narrow.hpp, arm/narrow.hpp).
 #ifndef LOWBIT_KERNELS_FAKE_QUANTIZE_HPP
 #define LOWBIT_KERNELS_FAKE_QUANTIZE_HPP
 
@@ -26,6 +26,8 @@
 #include "../core/fake_quantize.hpp"
 #include "arch.hpp"
 #include "simd.hpp"
+#include "arm/narrow.hpp"
+#include "arm/widen.hpp"
 #include "x86/narrow.hpp"
 #include "x86/quantize512.hpp"
 #include "x86/widen.hpp"
@@ -89,6 +91,7 @@ LOWBIT_FORCE_INLINE void fake_quantize_backward_masked_block(const std::uint8_t*
     }
 }
 
+#if LOWBIT_KERNELS_X86
 // AVX-512 fast blocks (x86/quantize512.hpp). The divide (tflite) profile multiplies by 1/scale
 // and redoes the block with the exact division when a lane is too close to a boundary; all of
 // x is read before y is written, so y may be x.
@@ -166,6 +169,7 @@ struct fake_quantize_block512_fn {
         fake_quantize_block512<A, Mask, Divide, HalfAway>(c, k, x, y, mask);
     }
 };
+#endif  // LOWBIT_KERNELS_X86
 template <class A, bool Mask>
 struct fake_quantize_block_fn {
     const quant_consts& c;
@@ -173,6 +177,7 @@ struct fake_quantize_block_fn {
         fake_quantize_block<A, Mask>(c, x, y, mask);
     }
 };
+#if LOWBIT_KERNELS_X86
 template <class A, bool Divide>
 struct fake_quantize_backward_block512_fn {
     const quant_consts& c;
@@ -181,6 +186,7 @@ struct fake_quantize_backward_block512_fn {
         fake_quantize_backward_block512<A, Divide>(c, k, x, dy, dx);
     }
 };
+#endif
 template <class A>
 struct fake_quantize_backward_block_fn {
     const quant_consts& c;
@@ -233,6 +239,7 @@ LOWBIT_FORCE_INLINE void fake_quantize_run(quant_consts c, const float* x, float
                                            std::size_t n) noexcept {
     c.divide = Divide;
     c.half_away = HalfAway;
+#if LOWBIT_KERNELS_X86
     if constexpr (std::is_base_of<xsimd::avx512bw, A>::value) {
         if (fast512_usable<A>(c)) {
             const q512<A> k(c, Divide, HalfAway);
@@ -240,6 +247,7 @@ LOWBIT_FORCE_INLINE void fake_quantize_run(quant_consts c, const float* x, float
             return;
         }
     }
+#endif
     fake_quantize_blocks<A, Mask>(x, y, mask, n, fake_quantize_block_fn<A, Mask>{c});
 }
 
@@ -249,6 +257,7 @@ LOWBIT_FORCE_INLINE void fake_quantize_backward_run(quant_consts c, const float*
                                                     std::size_t n) noexcept {
     c.divide = Divide;
     c.half_away = HalfAway;
+#if LOWBIT_KERNELS_X86
     if constexpr (std::is_base_of<xsimd::avx512bw, A>::value) {
         if (fast512_usable<A>(c)) {
             const q512<A> k(c, Divide, HalfAway);
@@ -256,6 +265,7 @@ LOWBIT_FORCE_INLINE void fake_quantize_backward_run(quant_consts c, const float*
             return;
         }
     }
+#endif
     fake_quantize_backward_blocks<A>(x, dy, dx, n, fake_quantize_backward_block_fn<A>{c});
 }
 #endif

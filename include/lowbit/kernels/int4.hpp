@@ -5,8 +5,8 @@
 //
 // pack validates every value before writing anything, as ref does: a SIMD pass finds the
 // first value outside [-8, 7] / [0, 15] (blocks OR-ed together, the offending block then
-// scanned), then a second pass packs (x86/narrow.hpp's pack_nibbles_block). unpack splits
-// each byte into its two nibbles, sign-extending for s4 (x86/widen.hpp).
+// scanned), then a second pass packs (x86/ or arm/narrow.hpp's pack_nibbles_block). unpack splits
+// each byte into its two nibbles, sign-extending for s4 (x86/ or arm/widen.hpp).
 #ifndef LOWBIT_KERNELS_INT4_HPP
 #define LOWBIT_KERNELS_INT4_HPP
 
@@ -18,6 +18,8 @@
 #include "../core/int4.hpp"
 #include "arch.hpp"
 #include "simd.hpp"
+#include "arm/narrow.hpp"
+#include "arm/widen.hpp"
 #include "x86/narrow.hpp"
 #include "x86/widen.hpp"
 

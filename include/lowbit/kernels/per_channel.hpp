@@ -42,6 +42,8 @@
 #include "../core/quantize.hpp"
 #include "arch.hpp"
 #include "simd.hpp"
+#include "arm/bytes.hpp"
+#include "arm/narrow.hpp"
 #include "x86/bytes.hpp"
 #include "x86/narrow.hpp"
 
@@ -137,7 +139,7 @@ struct quantizer {
 
     /// round(x * inv) or round(x / scale) (NaN stays NaN).
     LOWBIT_FORCE_INLINE fbatch<A> rounded(fbatch<A> x, const lane_consts<A>& c) const noexcept {
-        const fbatch<A> v = N::divide ? x / c.scale : x * c.inv;
+        const fbatch<A> v = N::divide ? fdiv<A>(x, c.scale) : x * c.inv;
         return N::half_away ? round_half_away<A>(v) : round_even<A>(v);
     }
     /// zero_point + rounded (the value the straight-through mask tests).
@@ -212,7 +214,7 @@ LOWBIT_FORCE_INLINE void load_params(const channel_consts& cc, bool need_inv, st
     for (; j + L <= len; j += L) {
         const fbatch<A> sv = fbatch<A>::load_unaligned(src + j);
         sv.store_unaligned(s + j);
-        (need_inv ? fbatch<A>(1.0f) / sv : fbatch<A>(1.0f)).store_unaligned(inv + j);
+        (need_inv ? fdiv<A>(fbatch<A>(1.0f), sv) : fbatch<A>(1.0f)).store_unaligned(inv + j);
         const fbatch<A> zv = cc.zero_points != nullptr
                                  ? xsimd::batch_cast<float>(ibatch<A>::load_unaligned(cc.zero_points + first + j))
                                  : fbatch<A>(static_cast<float>(cc.zero_point));
@@ -936,7 +938,7 @@ bool per_channel_params_ok(const float* scales, const std::int32_t* zero_points,
     xsimd::batch_bool<float, A> s_ok(true);
     xsimd::batch_bool<std::int32_t, A> z_ok(true);
     const auto check = [&](fbatch<A> s, ibatch<A> z) {
-        s_ok = s_ok && (s > fbatch<A>(0.0f)) && (s < inf) && ((one / s) < inf);
+        s_ok = s_ok && (s > fbatch<A>(0.0f)) && (s < inf) && (fdiv<A>(one, s) < inf);
         z_ok = z_ok && (z >= ibatch<A>(qmin)) && (z <= ibatch<A>(qmax));
     };
     std::size_t i = 0;

@@ -24,6 +24,8 @@
 #include "../core/quantize.hpp"
 #include "arch.hpp"
 #include "simd.hpp"
+#include "arm/narrow.hpp"
+#include "arm/widen.hpp"
 #include "x86/narrow.hpp"
 #include "x86/quantize512.hpp"
 #include "x86/widen.hpp"
@@ -45,7 +47,7 @@ LOWBIT_FORCE_INLINE void quantize_block(const quant_consts& c, const float* x, s
 }
 #endif
 
-#if LOWBIT_HAS_XSIMD
+#if LOWBIT_KERNELS_X86
 // AVX-512 fast block (x86/quantize512.hpp): clamp, round with the conversion's embedded
 // rounding, NaN lanes zeroed by its mask, zero-point added in 16 bits while narrowing. The
 // divide (tflite) profile multiplies by 1/scale and redoes the block with the exact division
@@ -84,6 +86,9 @@ struct quantize_block512_fn {
         quantize_block512<A, Signed, Divide, HalfAway>(c, k, x, out);
     }
 };
+#endif
+
+#if LOWBIT_HAS_XSIMD
 template <class A, bool Signed>
 struct quantize_block_fn {
     const quant_consts& c;
@@ -137,6 +142,7 @@ template <class A, bool Signed, bool Packed, bool Divide, bool HalfAway>
 LOWBIT_FORCE_INLINE void quantize_run(quant_consts c, const float* x, std::uint8_t* q, std::size_t n) noexcept {
     c.divide = Divide;
     c.half_away = HalfAway;
+#if LOWBIT_KERNELS_X86
     if constexpr (std::is_base_of<xsimd::avx512bw, A>::value) {
         if (fast512_usable<A>(c)) {
             const q512<A> k(c, Divide, HalfAway);
@@ -144,6 +150,7 @@ LOWBIT_FORCE_INLINE void quantize_run(quant_consts c, const float* x, std::uint8
             return;
         }
     }
+#endif
     quantize_blocks<A, Signed, Packed>(x, q, n, quantize_block_fn<A, Signed>{c});
 }
 #endif
@@ -194,7 +201,13 @@ LOWBIT_FORCE_INLINE void dequantize_block(fbatch<A> zp, fbatch<A> scale, const s
 template <class A, bool Signed, bool Packed>
 void dequantize_loop(const quant_consts& c, const std::uint8_t* q, float* x, std::size_t n) noexcept {
 #if LOWBIT_HAS_XSIMD
-    if constexpr (Packed && std::is_base_of<xsimd::avx512bw, A>::value) {
+#if LOWBIT_KERNELS_X86
+    constexpr bool nibble_table_path = Packed && std::is_base_of<xsimd::avx512bw, A>::value;
+#else
+    constexpr bool nibble_table_path = false;
+#endif
+    if constexpr (nibble_table_path) {
+#if LOWBIT_KERNELS_X86
         // AVX-512: the 16 possible results in one register, looked up (x86/widen.hpp)
         constexpr std::size_t B = 64;
         const __m512 table = nibble_table<Signed, A>(c.zero_point, c.scale, A{});
@@ -207,6 +220,7 @@ void dequantize_loop(const quant_consts& c, const std::uint8_t* q, float* x, std
             dequantize_nibbles_table<A>(qt, table, xt, A{});
             std::memcpy(x + i, xt, (n - i) * sizeof(float));
         }
+#endif
     } else {
         constexpr std::size_t B = 4 * fbatch<A>::size;   // elements per block
         constexpr std::size_t QB = Packed ? B / 2 : B;  // bytes per block

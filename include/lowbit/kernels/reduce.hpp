@@ -5,7 +5,8 @@
 //
 // min / max per tensor: minps / maxps with the data as first operand return the accumulator
 // when the element is NaN, so NaN never enters the accumulators; an unordered compare
-// records it separately. Zeros of either sign compare equal, which makes the sign of a zero
+// records it separately (NEON's FMIN / FMAX do let NaN in, but the recorded flag decides the
+// result then, so the accumulators' values no longer matter). Zeros of either sign compare equal, which makes the sign of a zero
 // result depend on the visiting order; the result's zeros are made +0.0, as the reference
 // defines. The tail is padded with copies of the first element, which change nothing.
 // Per channel: runs of >= 2 blocks with one channel use the per-tensor code; otherwise
@@ -291,7 +292,7 @@ struct histogram_binner {
     LOWBIT_FORCE_INLINE void block(const float* p, std::int32_t* idx) const noexcept {
         for (std::size_t j = 0; j < B; j += L) {
             const F v = F::load_unaligned(p + j);
-            const F q = (v - vlo) * fb / w;  // each operation rounded, as the reference
+            const F q = fdiv<A>((v - vlo) * fb, w);  // each operation rounded, as the reference
             const F qs = xsimd::select((v >= vlo) && (v <= vhi), xsimd::min(q, last), dropped);
             xsimd::batch_cast<std::int32_t>(qs).store_aligned(idx + j);
         }

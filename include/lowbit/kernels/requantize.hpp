@@ -39,6 +39,7 @@
 #include "../core/requantize.hpp"
 #include "arch.hpp"
 #include "simd.hpp"
+#include "arm/requantize.hpp"
 #include "x86/narrow.hpp"
 #include "x86/requantize.hpp"
 
@@ -71,7 +72,7 @@ constexpr std::size_t requant_table_cap = 256;   // elements per table (a multip
 constexpr std::size_t requant_row_block = 128;   // rows sharing one segment table
 
 // The constants of one channel. lsh / rsh are shift counts on AVX2 / AVX-512 (vpsllvd /
-// vpsrlvd) and the powers of two x86/requantize.hpp's SSE shifts multiply by; half is
+// vpsrlvd) and NEON (arm/requantize.hpp) and the powers of two x86/requantize.hpp's SSE shifts multiply by; half is
 // 2^(e-1) (0 when e = 0).
 struct requant_entry {
     std::int32_t qm, alo, ahi, bias, lsh, rsh, half;
@@ -80,7 +81,8 @@ struct requant_entry {
 
 template <class A>
 LOWBIT_FORCE_INLINE requant_entry make_requant_entry(quantized_multiplier m, std::int32_t bias, bool single) noexcept {
-    constexpr bool var_shift = std::is_base_of<xsimd::avx2, A>::value || std::is_base_of<xsimd::avx512f, A>::value;
+    constexpr bool var_shift = std::is_base_of<xsimd::avx2, A>::value || std::is_base_of<xsimd::avx512f, A>::value ||
+                               std::is_base_of<xsimd::neon64, A>::value;
     const int left = m.shift > 0 ? m.shift : 0;
     const int e = m.shift < 0 ? -m.shift : 0;
     const int count = single ? (e > 0 ? e - 1 : 0) : e;
@@ -125,9 +127,9 @@ LOWBIT_FORCE_INLINE requant_batch<A> requant_bias(requant_batch<A> acc, std::int
 }
 
 // Kind 0 / 1 / 2 of the file comment with one channel's constants (count = left or right).
-template <class A, int Kind, int BiasMode>
+template <class A, int Kind, int BiasMode, class Count>
 LOWBIT_FORCE_INLINE requant_batch<A> requant_uniform(requant_batch<A> acc, const requant_entry& c,
-                                                     __m128i count) noexcept {
+                                                     Count count) noexcept {
     using I = requant_batch<A>;
     const I b = requant_bias<A, BiasMode>(acc, c.alo, c.ahi, c.bias);
     if constexpr (Kind == 0) {
@@ -223,7 +225,7 @@ struct requant_policy {
     LOWBIT_FORCE_INLINE void run_kind(const requant_entry& e, const std::int32_t* acc, std::uint8_t* out,
                                       std::size_t n) const noexcept {
         using I = requant_batch<A>;
-        const __m128i count = _mm_cvtsi32_si128(Kind == 0 ? e.left : e.right);
+        const auto count = uniform_count<A>(Kind == 0 ? e.left : e.right, A{});
         const auto zp = static_cast<std::int16_t>(a.zero_point), lo = static_cast<std::int16_t>(a.lo),
                    hi = static_cast<std::int16_t>(a.hi);
         const requant_entry c = e;  // a local copy: stores to out (bytes) cannot alias it

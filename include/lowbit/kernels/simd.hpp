@@ -4,10 +4,12 @@
 // own instantiation (no inline function is shared between translation units compiled for
 // different ISAs; see dispatch.hpp). Each is exact: the same bits as the scalar reference.
 //
-//   round_even(v)      ties to even: the hardware round (SSE4.1 / AVX / AVX-512) or, on SSE2,
+//   round_even(v)      ties to even: the hardware round (SSE4.1 / AVX / AVX-512, NEON's
+//                      FRINTN) or, on SSE2,
 //                      (|v| + 2^23) - 2^23 with the sign put back (exact under round-to-nearest);
 //   round_half_away(v) t = trunc(|v|); t + (|v| - t >= 0.5), sign put back (never |v| + 0.5,
 //                      which rounds 0.49999997 up);
+//   fdiv(a, b)         IEEE a / b (on neon64 FDIV, not xsimd 8.1's reciprocal estimate);
 //   quantize(x, c)     clamp(zp + round(x * inv or x / scale), qmin, qmax) in float, NaN -> zp.
 //                      zp + r is exact whenever the result can land inside [qmin, qmax] (|r| <
 //                      2^24); larger |r| saturates either way.
@@ -15,6 +17,7 @@
 #define LOWBIT_KERNELS_SIMD_HPP
 
 #include <cstdint>
+#include <type_traits>
 
 #include "../core/qparams.hpp"
 #include "../core/rounding.hpp"
@@ -80,9 +83,28 @@ template <class A>
 LOWBIT_FORCE_INLINE fbatch<A> round_even(fbatch<A> v, xsimd::avx512f) noexcept {
     return xsimd::nearbyint(v);
 }
+#if LOWBIT_KERNELS_NEON64
+// AArch64: FRINTN (round to nearest, ties to even, whatever FPCR's mode; +-0, +-Inf and NaN
+// unchanged). xsimd 8.1 has no neon64 nearbyint: its generic one is the 2^23 trick above.
+template <class A>
+LOWBIT_FORCE_INLINE fbatch<A> round_even(fbatch<A> v, xsimd::neon64) noexcept {
+    return vrndnq_f32(v);
+}
+#endif
 template <class A>
 LOWBIT_FORCE_INLINE fbatch<A> round_even(fbatch<A> v) noexcept {
     return round_even<A>(v, A{});
+}
+
+/// a / b, correctly rounded (IEEE division) on every architecture. Not xsimd's operator/ on
+/// neon64: xsimd 8.1 divides float32 there by a reciprocal estimate and two Newton-Raphson
+/// steps (its 32-bit ARM code), which is off by an ulp for many operands; FDIV is exact.
+template <class A>
+LOWBIT_FORCE_INLINE fbatch<A> fdiv(fbatch<A> a, fbatch<A> b) noexcept {
+#if LOWBIT_KERNELS_NEON64
+    if constexpr (std::is_base_of<xsimd::neon64, A>::value) return vdivq_f32(a, b);
+#endif
+    return a / b;
 }
 
 template <class A>
@@ -97,7 +119,7 @@ LOWBIT_FORCE_INLINE fbatch<A> round_half_away(fbatch<A> v) noexcept {
 /// zero_point + round(x / scale), unclamped (NaN stays NaN).
 template <class A>
 LOWBIT_FORCE_INLINE fbatch<A> unclamped(fbatch<A> x, const quant_consts& c) noexcept {
-    const fbatch<A> v = c.divide ? x / fbatch<A>(c.scale) : x * fbatch<A>(c.inv_scale);
+    const fbatch<A> v = c.divide ? fdiv<A>(x, fbatch<A>(c.scale)) : x * fbatch<A>(c.inv_scale);
     const fbatch<A> r = c.half_away ? round_half_away<A>(v) : round_even<A>(v);
     return r + fbatch<A>(c.zero_point);
 }

@@ -16,7 +16,7 @@
 
 #include "../arch.hpp"
 
-#if LOWBIT_HAS_XSIMD
+#if LOWBIT_KERNELS_X86  // x86 only: compiles away elsewhere
 #include <immintrin.h>
 
 namespace lowbit {
@@ -144,5 +144,5 @@ LOWBIT_FORCE_INLINE void unpack_nibbles(const std::uint8_t* in, std::uint8_t* ou
 }  // namespace kernels
 }  // namespace lowbit
 
-#endif  // LOWBIT_HAS_XSIMD
+#endif  // LOWBIT_KERNELS_X86
 #endif  // LOWBIT_KERNELS_X86_BYTES_HPP

@@ -19,7 +19,7 @@
 
 #include "../arch.hpp"
 
-#if LOWBIT_HAS_XSIMD
+#if LOWBIT_KERNELS_X86  // x86 only: compiles away elsewhere
 #include <immintrin.h>
 
 namespace lowbit {
@@ -208,5 +208,5 @@ LOWBIT_FORCE_INLINE bool nibble_range_violation(const std::uint8_t* in, xsimd::a
 }  // namespace kernels
 }  // namespace lowbit
 
-#endif  // LOWBIT_HAS_XSIMD
+#endif  // LOWBIT_KERNELS_X86
 #endif  // LOWBIT_KERNELS_X86_NARROW_HPP

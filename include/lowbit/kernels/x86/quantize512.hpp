@@ -65,7 +65,7 @@
 #include "../../core/rounding.hpp"
 #include "../simd.hpp"
 
-#if LOWBIT_HAS_XSIMD
+#if LOWBIT_KERNELS_X86  // x86 only: compiles away elsewhere
 #include <immintrin.h>
 
 namespace lowbit {
@@ -227,5 +227,5 @@ LOWBIT_FORCE_INLINE __m512 apply_mask512(__mmask16 m, __m512 dy) noexcept {
 }  // namespace kernels
 }  // namespace lowbit
 
-#endif  // LOWBIT_HAS_XSIMD
+#endif  // LOWBIT_KERNELS_X86
 #endif  // LOWBIT_KERNELS_X86_QUANTIZE512_HPP

@@ -29,7 +29,7 @@
 
 #include "../arch.hpp"
 
-#if LOWBIT_HAS_XSIMD
+#if LOWBIT_KERNELS_X86  // x86 only: compiles away elsewhere
 #include <immintrin.h>
 
 namespace lowbit {
@@ -37,6 +37,13 @@ namespace kernels {
 namespace detail {
 
 // ---------------------------------------------------------------- SSE2 / SSE4.1 (128-bit)
+
+// The count operand of the uniform shifts below, the same for every x86 ISA (hence any tag:
+// fma3<avx2> converts to sse2 ambiguously): the count in the low 64 bits.
+template <class A, class Tag>
+LOWBIT_FORCE_INLINE __m128i uniform_count(int n, Tag) noexcept {
+    return _mm_cvtsi32_si128(n);
+}
 
 // floor((s * q + r) / 2^31), SSE2: unsigned products corrected for s < 0.
 template <class A>
@@ -256,5 +263,5 @@ LOWBIT_FORCE_INLINE void narrow4_clamp(__m512i a, __m512i b, __m512i c, __m512i 
 }  // namespace kernels
 }  // namespace lowbit
 
-#endif  // LOWBIT_HAS_XSIMD
+#endif  // LOWBIT_KERNELS_X86
 #endif  // LOWBIT_KERNELS_X86_REQUANTIZE_HPP

@@ -21,7 +21,7 @@
 
 #include "../arch.hpp"
 
-#if LOWBIT_HAS_XSIMD
+#if LOWBIT_KERNELS_X86  // x86 only: compiles away elsewhere
 #include <immintrin.h>
 
 namespace lowbit {
@@ -245,5 +245,5 @@ LOWBIT_FORCE_INLINE void dequantize_nibbles_table(const std::uint8_t* p, __m512 
 }  // namespace kernels
 }  // namespace lowbit
 
-#endif  // LOWBIT_HAS_XSIMD
+#endif  // LOWBIT_KERNELS_X86
 #endif  // LOWBIT_KERNELS_X86_WIDEN_HPP
