@@ -16,7 +16,8 @@
 // signalling NaNs to the straight-through backward (dx = dy * mask).
 //
 // On a failure, run two of the probes and diff their outputs; `determinism_probe -v` adds
-// one line per size under each case.
+// one line per size under each case. `--canonical-nan` hashes every float NaN output as one
+// NaN: for comparing x86 with AArch64, whose default NaNs differ in sign (line::mix_output).
 #include <cmath>
 #include <cstddef>
 #include <cstdint>
@@ -26,6 +27,7 @@
 #include <exception>
 #include <limits>
 #include <string>
+#include <type_traits>
 #include <vector>
 
 #include <lowbit/kernels/fake_quantize.hpp>
@@ -62,6 +64,7 @@ struct fnv {
 };
 
 fnv input_hash;  // every input generated, in order (same sequence for both archs)
+bool canonical_nan = false;  // --canonical-nan (see line::mix_output)
 
 struct sub_result {
     std::size_t size, count;
@@ -80,11 +83,30 @@ struct line {
     template <class... V>
     void add(std::size_t size, std::size_t n, const V&... bufs) {
         fnv one;
-        (one.mix(bufs.data(), bufs.size() * sizeof(bufs[0])), ...);
-        (all.mix(bufs.data(), bufs.size() * sizeof(bufs[0])), ...);
+        (mix_output(one, bufs), ...);
+        (mix_output(all, bufs), ...);
         (append(bufs.data(), bufs.size() * sizeof(bufs[0])), ...);
         count += n;
         subs.push_back({size, n, one.h});
+    }
+    // --canonical-nan: float outputs hash every NaN as 0x7FC00000. A NaN that arithmetic
+    // creates (Inf * 0 in a masked-out gradient) takes the hardware's default NaN, whose sign
+    // IEEE 754 leaves to the platform: 0xFFC00000 on x86, 0x7FC00000 on AArch64. Across
+    // architectures only the NaN-ness of such a value is specified; every other bit must match.
+    template <class V>
+    static void mix_output(fnv& f, const V& buf) {
+        using T = std::remove_cv_t<std::remove_reference_t<decltype(buf[0])>>;
+        if constexpr (std::is_same<T, float>::value) {
+            if (canonical_nan) {
+                for (float v : buf) {
+                    std::uint32_t bits = 0x7FC00000u;
+                    if (!std::isnan(v)) std::memcpy(&bits, &v, 4);
+                    f.mix(&bits, 4);
+                }
+                return;
+            }
+        }
+        f.mix(buf.data(), buf.size() * sizeof(buf[0]));
     }
     void append(const void* p, std::size_t n) {
         const auto* b = static_cast<const unsigned char*>(p);
@@ -869,7 +891,17 @@ std::vector<line> run_all() {
 }  // namespace
 
 int main(int argc, char** argv) try {
-    const bool verbose = argc > 1 && std::strcmp(argv[1], "-v") == 0;
+    bool verbose = false;
+    for (int i = 1; i < argc; ++i) {
+        if (std::strcmp(argv[i], "-v") == 0) {
+            verbose = true;
+        } else if (std::strcmp(argv[i], "--canonical-nan") == 0) {
+            canonical_nan = true;
+        } else {
+            std::fprintf(stderr, "usage: %s [-v] [--canonical-nan]\n", argv[0]);
+            return 2;
+        }
+    }
     std::fprintf(stderr, "determinism_probe: default_arch = %s\n", default_arch::name());
     const std::vector<line> simd = run_all<default_arch>();
     const std::vector<line> scalar = run_all<scalar_arch>();
