@@ -29,6 +29,20 @@
 #endif
 #endif
 
+// True under AddressSanitizer (the asan preset): the slowest exhaustive loops test fewer
+// values there (memory errors do not depend on them; exactness is the normal build's job).
+#if defined(__SANITIZE_ADDRESS__)
+constexpr bool sanitized_build = true;
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+constexpr bool sanitized_build = true;
+#else
+constexpr bool sanitized_build = false;
+#endif
+#else
+constexpr bool sanitized_build = false;
+#endif
+
 // Returns from the test (with a warning) when the CPU cannot run TestType.
 #define LOWBIT_REQUIRE_ARCH(A)                                                       \
     do {                                                                             \

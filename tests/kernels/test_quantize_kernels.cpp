@@ -95,6 +95,7 @@ std::vector<float> near_tie_inputs(float scale, std::uint32_t seed) {
 std::vector<float> near_tie_scales() {
     std::vector<float> s = {0.1f, 1.0f / 3.0f, 0.0037f, 0.03f, 0.05f, 0.007843137f, 1.0f, 0.5f, 3.0f, 123.456f,
                             1e-30f, 1.2e-38f, 2e-38f, 1e30f, 4.2e37f, 4.3e37f, 3e38f};
+    if (sanitized_build) return s;  // the random ones check exactness: the normal build's job
     std::mt19937 gen(7);
     std::uniform_real_distribution<float> mant(1.0f, 10.0f);
     for (int i = 0; i < 24; ++i) s.push_back(mant(gen) * std::pow(10.0f, static_cast<float>(i % 10) - 6.0f));
