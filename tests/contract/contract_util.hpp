@@ -11,11 +11,18 @@
 #include <string>
 #include <vector>
 
+#include <lowbit/core/span.hpp>
 #include <lowbit/core/status.hpp>
 
 #include "lowbit_catch.hpp"
 
 namespace contract {
+
+/// A vector as a read-only / writable lowbit::span.
+template <class T>
+lowbit::span<const T> cs(const std::vector<T>& v) { return lowbit::span<const T>(v.data(), v.size()); }
+template <class T>
+lowbit::span<T> ms(std::vector<T>& v) { return lowbit::span<T>(v.data(), v.size()); }
 
 template <class T>
 lowbit::status to_status(const T& r) {

@@ -79,10 +79,6 @@ constexpr float flt_min = std::numeric_limits<float>::min();    // 2^-126, small
 constexpr float denorm_min = std::numeric_limits<float>::denorm_min();  // 2^-149
 const float two_m127 = flt_min / 2;                               // 2^-127, denormal
 
-template <class T>
-span<const T> cs(const std::vector<T>& v) { return span<const T>(v.data(), v.size()); }
-template <class T>
-span<T> ms(std::vector<T>& v) { return span<T>(v.data(), v.size()); }
 
 }  // namespace
 

@@ -20,10 +20,6 @@ using lowbit::errc;
 using lowbit::span;
 
 namespace {
-template <class T>
-span<const T> cs(const std::vector<T>& v) { return span<const T>(v.data(), v.size()); }
-template <class T>
-span<T> ms(std::vector<T>& v) { return span<T>(v.data(), v.size()); }
 constexpr std::size_t size_max = static_cast<std::size_t>(-1);
 
 // C (1 x 1, int32) of A [1, K] and B [1, K] (n_by_k) through ref::gemm and kernels::gemm on

@@ -16,10 +16,6 @@ using lowbit::errc;
 using lowbit::span;
 
 namespace {
-template <class T>
-span<const T> cs(const std::vector<T>& v) { return span<const T>(v.data(), v.size()); }
-template <class T>
-span<T> ms(std::vector<T>& v) { return span<T>(v.data(), v.size()); }
 constexpr auto s8a = lowbit::scheme<lowbit::s8>{};
 }  // namespace
 
